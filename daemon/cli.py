@@ -1,0 +1,229 @@
+"""``summaryd``: run, inspect and stop the daemon.
+
+Every option also reads a ``SUMMARYD_*`` environment variable (the table is
+in the README); flags win over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from summaryd import __version__, wire
+from summaryd.errors import DaemonUnavailableError
+from summaryd.paths import Locations, locations
+
+EXIT_NOT_RUNNING = 3  # as `systemctl status` for a unit that is not active
+
+
+def _env_float(name: str) -> float | None:
+    v = os.environ.get(name)
+    return float(v) if v else None
+
+
+def request(loc: Locations, message: dict[str, Any], timeout: float = 2.0) -> dict[str, Any]:
+    """Send one control message and wait for the reply.
+
+    Raises:
+        DaemonUnavailableError: no daemon answered within ``timeout`` seconds.
+    """
+    import zmq
+
+    from summaryd.spawn import daemon_running
+
+    if not os.path.exists(loc.socket_path) or not daemon_running(loc):
+        raise DaemonUnavailableError(f"no summaryd daemon runs for {loc.runtime_dir}")
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(loc.endpoint)
+        sock.send(wire.pack(message))
+        if not sock.poll(int(timeout * 1000)):
+            raise DaemonUnavailableError(f"the daemon at {loc.endpoint} did not answer")
+        return wire.unpack(sock.recv())
+    finally:
+        sock.close()
+        ctx.term()
+
+
+def _ago(t: float | None, now: float) -> str:
+    return "never" if t is None else f"{max(0.0, now - t):.1f}s ago"
+
+
+def format_status(st: dict[str, Any]) -> str:
+    d = st["daemon"]
+    now = time.monotonic()
+    lines = [
+        f"● summaryd {d['version']} - running",
+        f"     Main PID: {d['pid']}",
+        f"       Uptime: {d['uptime']:.0f}s",
+        f"       Socket: {d['socket']}",
+        f"    Idle exit: {'never' if d['idle_exit'] is None else str(d['idle_exit']) + 's'}",
+        f"       Totals: {st['totals']['records']} records, {st['totals']['bytes']} bytes written, "
+        f"{st['totals']['dropped']} dropped, {st['totals']['malformed']} malformed",
+        "",
+        f"Clients ({len(st['clients'])}):",
+    ]
+    for c in st["clients"]:
+        cmd = " ".join(c["argv"])[:60] or "?"
+        fill = c.get("ring_fill", 0) / max(1, c.get("ring_capacity", 1))
+        lines.append(
+            f"  pid {c['pid']:>7}  writers {c['writers']:>2}  ring {fill:6.1%} of "
+            f"{c.get('ring_capacity', 0) >> 20} MiB  written {c['records']}  "
+            f"dropped {c.get('dropped', 0)}  last {_ago(c['last_activity'], now)}  {cmd}"
+        )
+    lines.append("")
+    lines.append(f"Runs ({len(st['runs'])}):")
+    for r in st["runs"]:
+        lines.append(
+            f"  {r['log_dir']}{' [' + r['suffix'] + ']' if r['suffix'] else ''}  "
+            f"records {r['records']}  bytes {r['bytes']}  last write {_ago(r['last_write'], now)}"
+        )
+        lines.append(f"      file {r['file']}")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    loc = locations()
+    try:
+        st = request(loc, {"t": "status"})
+    except DaemonUnavailableError as exc:
+        if args.json:
+            print(json.dumps({"running": False, "runtime_dir": loc.runtime_dir}))
+        else:
+            print(f"○ summaryd - not running ({exc})")
+        return EXIT_NOT_RUNNING
+    if args.json:
+        st.pop("t", None)
+        st["running"] = True
+        print(json.dumps(st, indent=2))
+    else:
+        print(format_status(st))
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from summaryd.spawn import daemon_running
+
+    loc = locations()
+    try:
+        request(loc, {"t": "stop"})
+    except DaemonUnavailableError as exc:
+        print(f"summaryd: {exc}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    deadline = time.monotonic() + args.timeout
+    while daemon_running(loc):
+        if time.monotonic() > deadline:
+            print("summaryd: the daemon did not stop in time", file=sys.stderr)
+            return 1
+        time.sleep(0.05)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .loop import AlreadyRunning, Daemon
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(levelname)s %(message)s" if args.foreground else
+        "%(asctime)s %(process)d %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    loc = locations()
+    if not args.foreground and not args.spawned:
+        # Detach: re-run in the foreground in a new session, return once it answers.
+        cmd = [sys.executable, "-m", "summaryd.daemon", "serve", "--foreground",
+               "--log-level", args.log_level]
+        if args.idle_exit is not None:
+            cmd += ["--idle-exit", str(args.idle_exit)]
+        from summaryd.paths import ensure_runtime_dir
+
+        ensure_runtime_dir(loc.runtime_dir)
+        with open(loc.log_path, "ab") as logf:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                    start_new_session=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                print(f"summaryd: the daemon exited ({proc.returncode}); see {loc.log_path}",
+                      file=sys.stderr)
+                return 1
+            try:
+                st = request(loc, {"t": "status"}, timeout=0.5)
+                print(f"summaryd running, pid {st['daemon']['pid']}, socket {loc.socket_path}")
+                return 0
+            except DaemonUnavailableError:
+                time.sleep(0.05)
+        print("summaryd: the daemon did not come up in time", file=sys.stderr)
+        return 1
+    idle = args.idle_exit
+    if idle is None:
+        idle = _env_float("SUMMARYD_IDLE_EXIT")
+    if idle is None and args.spawned:
+        idle = 60.0  # a daemon nobody asked for goes away when nobody uses it
+    if idle is not None and idle <= 0:
+        idle = None
+    latency = args.max_latency if args.max_latency is not None else (
+        _env_float("SUMMARYD_MAX_LATENCY") or 1.0
+    )
+    daemon = Daemon(loc, idle_exit=idle, max_latency=latency, lock_fd=args.lock_fd)
+    try:
+        return daemon.serve()
+    except AlreadyRunning:
+        if args.spawned:
+            return 0
+        print(f"summaryd: a daemon already runs for {loc.runtime_dir}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="summaryd",
+        description="The summaryd daemon: writes TensorBoard event files for every "
+        "process that logs through `from summaryd import SummaryWriter`.",
+    )
+    p.add_argument("--version", action="version", version=f"summaryd {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the daemon",
+                       description="Run the daemon. Without --foreground it detaches and "
+                       "returns once the daemon answers.")
+    s.add_argument("--foreground", action="store_true",
+                   help="stay attached to the terminal (systemd, debugging); never idle-exits "
+                   "unless --idle-exit is given")
+    s.add_argument("--idle-exit", type=float, default=None, metavar="SECS",
+                   help="exit after SECS with no clients (env SUMMARYD_IDLE_EXIT; 0 = never)")
+    s.add_argument("--max-latency", type=float, default=None, metavar="SECS",
+                   help="longest an event waits before it is written (env "
+                   "SUMMARYD_MAX_LATENCY, default 1)")
+    s.add_argument("--log-level", default=os.environ.get("SUMMARYD_LOG_LEVEL", "info"),
+                   choices=["debug", "info", "warning", "error"],
+                   help="log level (env SUMMARYD_LOG_LEVEL, default info)")
+    s.add_argument("--spawned", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument("--lock-fd", type=int, default=None, help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_serve)
+
+    st = sub.add_parser("status", help="show the daemon, its clients and runs (exit 3: none)")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("stop", help="drain every ring, write and close every file, exit")
+    sp.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
+    sp.set_defaults(func=cmd_stop)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

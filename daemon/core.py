@@ -1,0 +1,409 @@
+"""The daemon's core: ring records in, event-file bytes and acknowledgements out.
+
+Theory of operation
+-------------------
+The core owns no socket, file or clock.  The loop feeds it what happened
+(``hello``, ``records`` drained from a client's ring, ``flush`` requests,
+``gone`` for a dead client) with the current time, then calls ``tick(now)``
+and carries out the returned actions in order: open a file for a run, append
+bytes to it, publish a ring's tail, acknowledge a flush, send a notice, close
+a file, remove a ring.
+
+*Runs.*  One run per ``(log_dir, filename_suffix)``, shared by every writer of
+every client that logs there, backed by one event file at a time.  A run
+opens when its first writer sends OPEN (the file starts with torch's
+``brain.Event:2`` record) and closes when its last writer sends CLOSE or its
+client is gone.  Re-opening later starts a new file, as torch does.
+
+*Batching and latency.*  Encoded records wait in their run's buffer and are
+appended in one write when the first of these holds: ``max_queue`` records
+wait (the smallest of the run's writers), the oldest waited the run's
+latency (``min(max_latency, flush_secs)``, max_latency 1 s by default, so an
+event shows in TensorBoard within about a second), the buffer reached
+``WRITE_CHUNK`` bytes, a flush barrier or a full ring needs it, or the run
+closes.  The loop drains many records per cycle, so a busy run gets one
+write per cycle, never one per event.
+
+*Durability.*  A ring's tail (published with ``SetTail``) only passes records
+that are in their files: a daemon killed between drain and write leaves the
+records in the ring for the next daemon.  Per client the core tracks, per
+run, where its first unwritten record starts; the tail is the smallest of
+those, or the drained position when nothing waits.
+
+*Flush.*  A flush names a ring position; it is acknowledged once the tail has
+reached it, forcing the writes that hold it back.
+
+*Isolation.*  A record that does not decode or validate is skipped, counted
+and reported to its client with a notice (at most ``NOTICE_LIMIT`` per
+client); it never raises out of the core.
+
+Client lifecycle::
+
+    hello -> active --(ring drained to the end after its process died)--> gone
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from summaryd import wire
+
+from . import encode
+from .tfrecord import frame
+
+WRITE_CHUNK = 1 << 20
+NOTICE_LIMIT = 20
+DEFAULT_MAX_LATENCY = 1.0
+
+
+# -- actions -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenFile:
+    run_id: int
+    log_dir: str
+    suffix: str
+
+
+@dataclass(frozen=True)
+class Append:
+    run_id: int
+    data: bytes
+    records: int
+
+
+@dataclass(frozen=True)
+class CloseFile:
+    run_id: int
+
+
+@dataclass(frozen=True)
+class SetTail:
+    cid: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Ack:
+    cid: str
+    tok: int
+
+
+@dataclass(frozen=True)
+class Notice:
+    cid: str
+    level: str
+    msg: str
+
+
+@dataclass(frozen=True)
+class RemoveRing:
+    cid: str
+
+
+Action = OpenFile | Append | CloseFile | SetTail | Ack | Notice | RemoveRing
+
+
+# -- state ---------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Run:
+    run_id: int
+    log_dir: str
+    suffix: str
+    opened_at: float
+    max_queue: int = 0
+    latency: float = DEFAULT_MAX_LATENCY
+    writers: set[tuple[str, int]] = field(default_factory=set)
+    pending: list[bytes] = field(default_factory=list)
+    pending_bytes: int = 0
+    oldest: float = math.inf
+    # clients with records waiting in ``pending``
+    clients: set[str] = field(default_factory=set)
+    records_written: int = 0
+    bytes_written: int = 0
+    last_write: float | None = None
+
+
+@dataclass(eq=False)
+class Client:
+    cid: str
+    pid: int
+    start: int
+    ring: str
+    connected_at: float
+    argv: list[str] = field(default_factory=list)
+    writers: dict[int, Run] = field(default_factory=dict)
+    drained: int = 0
+    tail: int = 0
+    unwritten: dict[int, int] = field(default_factory=dict)  # run_id -> first unwritten start
+    flushes: list[tuple[int, int]] = field(default_factory=list)  # (pos, tok)
+    records: int = 0
+    malformed: int = 0
+    notices: int = 0
+    last_activity: float = 0.0
+    force: bool = False
+    gone: bool = False
+
+
+class Core:
+    """Records in, file bytes and acknowledgements out; see the module docstring."""
+
+    def __init__(self, max_latency: float = DEFAULT_MAX_LATENCY) -> None:
+        self.max_latency = max_latency
+        self.clients: dict[str, Client] = {}
+        self.runs: dict[tuple[str, str], Run] = {}
+        self._run_ids = 0
+        self._actions: list[Action] = []
+        self.records_total = 0
+        self.malformed_total = 0
+        self.bytes_total = 0
+        self._handlers: dict[int, Callable[[Client, list[Any], int, float], None]] = {
+            wire.OPEN: self._open,
+            wire.CLOSE: self._close,
+        }
+
+    # -- inputs ------------------------------------------------------------
+
+    def hello(
+        self, cid: str, pid: int, start: int, ring: str, now: float, *,
+        tail: int = 0, argv: list[str] | None = None,
+    ) -> Client:
+        """Register a client (idempotent: a repeated hello changes nothing)."""
+        c = self.clients.get(cid)
+        if c is None:
+            c = Client(cid, pid, start, ring, now, argv or [], drained=tail, tail=tail)
+            c.last_activity = now
+            self.clients[cid] = c
+        elif argv and not c.argv:
+            c.argv = argv
+        return c
+
+    def records(self, cid: str, recs: list[tuple[int, int, bytes]], now: float) -> None:
+        """Feed records drained from a client's ring, in ring order."""
+        c = self.clients[cid]
+        if not recs:
+            return
+        unpack = wire.unpack_record
+        encoders = encode.ENCODERS
+        handlers = self._handlers
+        unwritten = c.unwritten
+        writers = c.writers
+        n = 0
+        for start, end, payload in recs:
+            try:
+                rec = unpack(payload)
+                kind = rec[0]
+                enc = encoders.get(kind)
+                if enc is not None:
+                    run = writers.get(rec[1])
+                    if run is None:
+                        raise ValueError(f"record for unknown writer {rec[1]!r}")
+                    data = frame(enc(rec))
+                    if not run.pending:
+                        run.oldest = now
+                    run.pending.append(data)
+                    run.pending_bytes += len(data)
+                    run.clients.add(cid)
+                    if run.run_id not in unwritten:
+                        unwritten[run.run_id] = start
+                    n += 1
+                else:
+                    handler = handlers.get(kind)
+                    if handler is None:
+                        raise ValueError(f"unknown record kind {kind!r}")
+                    handler(c, rec, start, now)
+            except Exception as exc:  # a bad record never stops the daemon
+                self._malformed(c, exc)
+            c.drained = end
+        c.records += n
+        self.records_total += n
+        c.last_activity = now
+
+    def flush(self, cid: str, tok: int, pos: int) -> None:
+        """Acknowledge ``tok`` once every record of ``cid`` before ``pos`` is written."""
+        c = self.clients.get(cid)
+        if c is not None:
+            c.flushes.append((pos, tok))
+
+    def pressure(self, cid: str) -> None:
+        """The client's ring is filling: write whatever holds its tail back."""
+        c = self.clients.get(cid)
+        if c is not None:
+            c.force = True
+
+    def gone(self, cid: str, now: float) -> None:
+        """The client's process is dead and its ring drained: close and forget it."""
+        c = self.clients.get(cid)
+        if c is None:
+            return
+        for wid in list(c.writers):
+            self._close(c, [wire.CLOSE, wid], c.drained, now)
+        c.force = True
+        c.gone = True
+
+    def close_all(self, now: float) -> list[Action]:
+        """Shutdown: write and close every run, acknowledge every flush."""
+        for c in self.clients.values():
+            c.force = True
+        actions = self.tick(now)
+        for run in list(self.runs.values()):
+            actions.extend(self._write(run, now))
+            actions.append(CloseFile(run.run_id))
+        self.runs.clear()
+        return actions
+
+    # -- outputs -----------------------------------------------------------
+
+    def tick(self, now: float) -> list[Action]:
+        """Writes that are due, then tails, acknowledgements and removals."""
+        actions, self._actions = self._actions, []
+        forced: set[int] = set()
+        for c in self.clients.values():
+            if c.flushes and any(pos <= c.drained for pos, _ in c.flushes):
+                c.force = True
+            if c.force:
+                forced.update(c.unwritten)
+        for run in list(self.runs.values()):
+            if run.pending and (
+                run.run_id in forced
+                or (run.max_queue and len(run.pending) >= run.max_queue)
+                or now - run.oldest >= run.latency
+                or run.pending_bytes >= WRITE_CHUNK
+            ):
+                actions.extend(self._write(run, now))
+        for cid, c in list(self.clients.items()):
+            c.force = False
+            tail = min(c.unwritten.values()) if c.unwritten else c.drained
+            if tail != c.tail:
+                c.tail = tail
+                actions.append(SetTail(cid, tail))
+            if c.flushes:
+                keep = []
+                for pos, tok in c.flushes:
+                    if pos <= tail:
+                        actions.append(Ack(cid, tok))
+                    else:
+                        keep.append((pos, tok))
+                c.flushes = keep
+            if c.gone and not c.unwritten:
+                actions.append(RemoveRing(cid))
+                del self.clients[cid]
+        return actions
+
+    def next_deadline(self) -> float | None:
+        """When ``tick`` next has a write to do without new input (None: never)."""
+        due = [r.oldest + r.latency for r in self.runs.values() if r.pending]
+        return min(due) if due else None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "clients": [
+                {
+                    "sid": c.cid, "pid": c.pid, "ring": c.ring, "argv": c.argv,
+                    "writers": len(c.writers), "records": c.records, "malformed": c.malformed,
+                    "tail": c.tail, "drained": c.drained, "last_activity": c.last_activity,
+                }
+                for c in self.clients.values()
+            ],
+            "runs": [
+                {
+                    "run_id": r.run_id, "log_dir": r.log_dir, "suffix": r.suffix,
+                    "writers": len(r.writers), "records": r.records_written,
+                    "bytes": r.bytes_written, "pending": len(r.pending),
+                    "last_write": r.last_write, "opened_at": r.opened_at,
+                }
+                for r in self.runs.values()
+            ],
+            "records": self.records_total,
+            "bytes": self.bytes_total,
+            "malformed": self.malformed_total,
+        }
+
+    # -- record handlers ---------------------------------------------------
+
+    def _open(self, c: Client, rec: list[Any], start: int, now: float) -> None:
+        _, wid, log_dir, suffix, max_queue, flush_secs, purge_step, walltime = rec
+        if type(wid) is not int or wid in c.writers:
+            raise ValueError(f"OPEN: writer id {wid!r} invalid or already open")
+        if not (isinstance(log_dir, str) and log_dir.startswith("/") and "\0" not in log_dir):
+            raise ValueError(f"OPEN: log_dir must be an absolute path, got {log_dir!r}")
+        if not isinstance(suffix, str) or "/" in suffix or "\0" in suffix:
+            raise ValueError(f"OPEN: invalid filename_suffix {suffix!r}")
+        if type(max_queue) is not int or not isinstance(flush_secs, (int, float)):
+            raise ValueError("OPEN: max_queue must be int and flush_secs a number")
+        if purge_step is not None and type(purge_step) is not int:
+            raise ValueError("OPEN: purge_step must be int or nil")
+        walltime = float(walltime)
+        key = (log_dir, suffix)
+        run = self.runs.get(key)
+        if run is None:
+            self._run_ids += 1
+            run = Run(self._run_ids, log_dir, suffix, now, max_queue=max_queue)
+            run.latency = min(self.max_latency, max(0.0, float(flush_secs)))
+            self.runs[key] = run
+            self._actions.append(OpenFile(run.run_id, log_dir, suffix))
+            self._add(run, c, start, now, frame(encode.file_version(walltime, None)))
+        else:
+            if max_queue > 0:
+                run.max_queue = min(run.max_queue, max_queue) if run.max_queue else max_queue
+            run.latency = min(run.latency, max(0.0, float(flush_secs)))
+        if purge_step is not None:
+            # torch's purge pair: a version event and SessionLog.START at purge_step.
+            self._add(run, c, start, now, frame(encode.file_version(walltime, purge_step)))
+            self._add(run, c, start, now, frame(encode.session_start(walltime, purge_step)))
+        run.writers.add((c.cid, wid))
+        c.writers[wid] = run
+
+    def _close(self, c: Client, rec: list[Any], start: int, now: float) -> None:
+        _, wid = rec
+        run = c.writers.pop(wid, None)
+        if run is None:
+            raise ValueError(f"CLOSE: unknown writer {wid!r}")
+        run.writers.discard((c.cid, wid))
+        if not run.writers:
+            self._actions.extend(self._write(run, now))
+            self._actions.append(CloseFile(run.run_id))
+            del self.runs[(run.log_dir, run.suffix)]
+
+    def _add(self, run: Run, c: Client, start: int, now: float, data: bytes) -> None:
+        if not run.pending:
+            run.oldest = now
+        run.pending.append(data)
+        run.pending_bytes += len(data)
+        run.clients.add(c.cid)
+        c.unwritten.setdefault(run.run_id, start)
+
+    def _write(self, run: Run, now: float) -> list[Action]:
+        if not run.pending:
+            return []
+        data = b"".join(run.pending)
+        n = len(run.pending)
+        run.pending = []
+        run.pending_bytes = 0
+        run.oldest = math.inf
+        run.records_written += n
+        run.bytes_written += len(data)
+        run.last_write = now
+        self.bytes_total += len(data)
+        for cid in run.clients:
+            c = self.clients.get(cid)
+            if c is not None:
+                c.unwritten.pop(run.run_id, None)
+        run.clients.clear()
+        return [Append(run.run_id, data, n)]
+
+    def _malformed(self, c: Client, exc: Exception) -> None:
+        c.malformed += 1
+        self.malformed_total += 1
+        if c.notices < NOTICE_LIMIT:
+            c.notices += 1
+            more = " (further notices suppressed)" if c.notices == NOTICE_LIMIT else ""
+            self._actions.append(
+                Notice(c.cid, "warning", f"record skipped: {exc.__class__.__name__}: {exc}{more}")
+            )

@@ -1,0 +1,442 @@
+"""The daemon's event loop: the thin shell around ``Core``.
+
+It owns the ROUTER socket, the mapped rings and the open files, and does
+only I/O: receive control messages, drain rings, check that clients' processes
+live, carry out the core's actions, and sleep until something is due.
+
+Sleeping: after a cycle that drained records the loop polls again after
+``ACTIVE_POLL`` seconds, so a busy trainer never has to ring.  After a quiet
+cycle it sets every ring's bell word, looks once more, and sleeps until the
+next deadline (a write the core has due, a liveness check, a ring scan, idle
+exit); a trainer that commits a record then sees the bell and sends one
+message.  Liveness checks bound the sleep while clients exist, which also
+covers a bell missed to store reordering between the two processes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import socket as pysocket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from summaryd import __version__, wire
+from summaryd.paths import Locations, ensure_runtime_dir, process_alive
+from summaryd.ring import Ring, RingCorruptError, open_ring
+
+from . import notify
+from .core import Ack, Action, Append, CloseFile, Core, Notice, OpenFile, RemoveRing, SetTail
+from .files import EventFile
+
+log = logging.getLogger("summaryd")
+
+ACTIVE_POLL = 0.02  # seconds between drains while records flow
+LIVENESS_EVERY = 0.5  # seconds between checks that clients' processes live
+SCAN_EVERY = 2.0  # seconds between scans of the shm directory for orphaned rings
+DRAIN_BUDGET = 8 << 20  # bytes per ring per cycle, so one busy ring cannot starve the rest
+SHUTDOWN_LIMIT = 30.0  # seconds a graceful shutdown may take
+
+
+class AlreadyRunning(Exception):
+    """Another daemon holds this user's lock."""
+
+
+@dataclass(eq=False)
+class Attached:
+    """A client's ring as the loop sees it."""
+
+    cid: str
+    ring: Ring
+    path: str
+    identity: bytes | None = None
+    broken: bool = False
+    history: list[tuple[float, int]] = field(default_factory=list)
+
+
+class Daemon:
+    def __init__(
+        self,
+        loc: Locations,
+        *,
+        idle_exit: float | None = None,
+        max_latency: float = 1.0,
+        lock_fd: int | None = None,
+    ) -> None:
+        self.loc = loc
+        self.idle_exit = idle_exit
+        self.core = Core(max_latency=max_latency)
+        self.lock_fd = lock_fd
+        self.attached: dict[str, Attached] = {}
+        self.by_identity: dict[bytes, str] = {}
+        self.files: dict[int, EventFile | None] = {}
+        self.file_errors = 0
+        self.host = pysocket.gethostname()
+        self.pid = os.getpid()
+        self.started = time.time()
+        self.stopping = False
+        self._file_n = 0
+        self._signals = 0
+        self._rejected: set[str] = set()
+
+    # -- life ----------------------------------------------------------------
+
+    def _lock(self) -> None:
+        ensure_runtime_dir(self.loc.runtime_dir)
+        if self.lock_fd is None:
+            fd = os.open(self.loc.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise AlreadyRunning(self.loc.runtime_dir) from None
+            self.lock_fd = fd
+        else:
+            os.set_inheritable(self.lock_fd, False)
+        tmp = self.loc.pid_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{self.pid}\n")
+        os.replace(tmp, self.loc.pid_path)
+
+    def serve(self) -> int:
+        """Run until stopped; returns the exit code."""
+        self._lock()
+        self.ctx = zmq.Context(io_threads=1)
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        try:
+            os.unlink(self.loc.socket_path)  # stale: we hold the lock, so no daemon owns it
+        except FileNotFoundError:
+            pass
+        self.sock.bind(self.loc.endpoint)
+        os.chmod(self.loc.socket_path, 0o600)
+        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_r = rfd
+        old_fd = signal.set_wakeup_fd(wfd)
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        self.poller = zmq.Poller()
+        self.poller.register(self.sock, zmq.POLLIN)
+        self.poller.register(rfd, zmq.POLLIN)
+        try:
+            self._scan(time.monotonic())
+            log.info(
+                "summaryd %s serving on %s (pid %d, %d ring(s) adopted)",
+                __version__, self.loc.endpoint, self.pid, len(self.attached),
+            )
+            notify.send("READY=1", f"STATUS=serving on {self.loc.endpoint}", f"MAINPID={self.pid}")
+            self._run()
+            log.info("stopping: draining %d ring(s)", len(self.attached))
+            notify.send("STOPPING=1")
+            self._shutdown()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            signal.set_wakeup_fd(old_fd)
+            os.close(rfd)
+            os.close(wfd)
+            self.sock.close(linger=0)
+            self.ctx.term()
+            for path in (self.loc.socket_path, self.loc.pid_path):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+        log.info("stopped")
+        return 0
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signals += 1
+        if self._signals > 1 and signum == signal.SIGINT:
+            log.warning("second SIGINT: exiting without draining")
+            os._exit(130)
+        self.stopping = True
+
+    def _run(self) -> None:
+        now = time.monotonic()
+        next_live = now + LIVENESS_EVERY
+        next_scan = now + SCAN_EVERY
+        idle_since: float | None = None
+        watchdog = notify.watchdog_interval()
+        next_dog = now
+        timeout = 0.0
+        while not self.stopping:
+            events = dict(self.poller.poll(int(timeout * 1000)))
+            now = time.monotonic()
+            if self._wake_r in events:
+                try:
+                    while os.read(self._wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+            if self.sock in events:
+                self._receive(now)
+            drained = self._drain(now)
+            if now >= next_live:
+                next_live = now + LIVENESS_EVERY
+                self._check_liveness(now)
+            if now >= next_scan:
+                next_scan = now + SCAN_EVERY
+                self._scan(now)
+            self._execute(self.core.tick(now))
+            if watchdog and now >= next_dog:
+                notify.send("WATCHDOG=1")
+                next_dog = now + watchdog
+            if self.core.clients or self.core.runs:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = now
+            elif self.idle_exit is not None and now - idle_since >= self.idle_exit:
+                log.info("idle for %.0f s with no clients: exiting", now - idle_since)
+                return
+            if drained:
+                timeout = ACTIVE_POLL
+                continue
+            for a in self.attached.values():
+                a.ring.set_bell()
+            if any(a.ring.head != a.ring.read_pos for a in self.attached.values() if not a.broken):
+                timeout = 0.0
+                continue
+            deadlines = [next_scan]
+            if self.core.clients:
+                deadlines.append(next_live)
+            due = self.core.next_deadline()
+            if due is not None:
+                deadlines.append(due)
+            if watchdog:
+                deadlines.append(next_dog)
+            if idle_since is not None and self.idle_exit is not None:
+                deadlines.append(idle_since + self.idle_exit)
+            timeout = max(0.0, min(deadlines) - time.monotonic())
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + SHUTDOWN_LIMIT
+        while time.monotonic() < deadline and self._drain(time.monotonic()):
+            pass
+        now = time.monotonic()
+        self._execute(self.core.tick(now))
+        self._execute(self.core.close_all(now))
+        for f in self.files.values():
+            if f is not None:
+                f.close()
+        self.files.clear()
+        for a in self.attached.values():
+            a.ring.close()
+
+    # -- control messages ----------------------------------------------------
+
+    def _receive(self, now: float) -> None:
+        while True:
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                continue
+            identity, raw = frames
+            try:
+                msg = wire.unpack(raw)
+            except wire.ProtocolError as exc:
+                self._reply(identity, {"t": "notice", "level": "error", "msg": str(exc)})
+                continue
+            t = msg["t"]
+            if t == "hello":
+                self._hello(identity, msg, now)
+            elif t == "flush":
+                cid = self.by_identity.get(identity)
+                if cid is not None:
+                    self.core.flush(cid, msg["tok"], msg["pos"])
+            elif t == "status":
+                self._reply(identity, self.status())
+            elif t == "stop":
+                self._reply(identity, {"t": "stopping"})
+                self.stopping = True
+            # "bell" only wakes the loop; anything else from a client is ignored
+
+    def _reply(self, identity: bytes, msg: dict[str, Any]) -> None:
+        try:
+            self.sock.send_multipart([identity, wire.pack(msg)], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # a peer that does not read its socket loses its replies, nothing else
+
+    def _hello(self, identity: bytes, msg: dict[str, Any], now: float) -> None:
+        if msg["v"] != wire.PROTOCOL_VERSION:
+            self._reply(identity, {
+                "t": "notice", "level": "error",
+                "msg": f"protocol version {msg['v']} is not supported; this daemon speaks "
+                       f"{wire.PROTOCOL_VERSION} (summaryd {__version__}); restart it",
+            })
+            return
+        sid = msg["sid"]
+        if sid not in self.attached:
+            name = self.loc.ring_name(msg["pid"], sid)
+            if msg["ring"] != name or not self._attach(name, now, argv=msg["argv"]):
+                self._reply(identity, {
+                    "t": "notice", "level": "error", "msg": f"ring {msg['ring']!r} refused",
+                })
+                return
+        a = self.attached[sid]
+        self.core.hello(sid, msg["pid"], msg["start"], msg["ring"], now,
+                        argv=[str(x) for x in msg["argv"]])
+        a.identity = identity
+        self.by_identity[identity] = sid
+        self._reply(identity, {"t": "welcome", "v": wire.PROTOCOL_VERSION, "pid": self.pid})
+
+    # -- rings ---------------------------------------------------------------
+
+    def _attach(self, name: str, now: float, argv: list[Any] | None = None) -> bool:
+        path = self.loc.ring_path(name)
+        try:
+            ring = open_ring(path)
+        except (OSError, RingCorruptError) as exc:
+            if name not in self._rejected:
+                self._rejected.add(name)
+                log.warning("not adopting ring %s: %s", path, exc)
+            return False
+        sid = ring.session.rstrip(b"\0").decode("ascii", "replace")
+        if self.loc.ring_name(ring.pid, sid) != name:
+            log.warning("not adopting ring %s: header names pid %d session %s", path, ring.pid, sid)
+            self._rejected.add(name)
+            ring.close()
+            return False
+        self.attached[sid] = Attached(sid, ring, path)
+        self.core.hello(
+            sid, ring.pid, ring.start_ticks, name, now,
+            tail=ring.tail, argv=[str(x) for x in (argv or [])],
+        )
+        return True
+
+    def _scan(self, now: float) -> None:
+        known = {a.path for a in self.attached.values()}
+        try:
+            names = os.listdir(self.loc.shm_dir)
+        except OSError:
+            return
+        for name in names:
+            if self.loc.is_ring_name(name) and self.loc.ring_path(name) not in known:
+                if name not in self._rejected:
+                    self._attach(name, now)
+
+    def _drain(self, now: float) -> bool:
+        any_records = False
+        for a in list(self.attached.values()):
+            if a.broken:
+                continue
+            try:
+                recs = a.ring.read(DRAIN_BUDGET)
+            except RingCorruptError as exc:
+                a.broken = True
+                log.warning("client %s (pid %d): %s; ignoring its ring", a.cid, a.ring.pid, exc)
+                self._execute([Notice(a.cid, "error", f"ring corrupt, no longer read: {exc}")])
+                continue
+            if recs:
+                any_records = True
+                self.core.records(a.cid, recs, now)
+                if a.ring.head - a.ring.tail > a.ring.capacity // 2:
+                    self.core.pressure(a.cid)
+        return any_records
+
+    def _check_liveness(self, now: float) -> None:
+        for cid, a in list(self.attached.items()):
+            c = self.core.clients.get(cid)
+            if c is None or c.gone or process_alive(a.ring.pid, a.ring.start_ticks):
+                continue
+            # Dead: everything it committed is in the ring; drain to the end.
+            while not a.broken:
+                try:
+                    recs = a.ring.read(DRAIN_BUDGET)
+                except RingCorruptError as exc:
+                    log.warning("dead client %s: %s", cid, exc)
+                    break
+                if not recs:
+                    break
+                self.core.records(cid, recs, now)
+            self.core.gone(cid, now)
+
+    # -- actions -------------------------------------------------------------
+
+    def _execute(self, actions: list[Action]) -> None:
+        for act in actions:
+            if isinstance(act, Append):
+                f = self.files.get(act.run_id)
+                if f is None:
+                    continue
+                try:
+                    f.append(act.data)
+                except OSError as exc:
+                    self.file_errors += 1
+                    log.error("writing %s failed: %s", f.path, exc)
+            elif isinstance(act, SetTail):
+                a = self.attached.get(act.cid)
+                if a is not None:
+                    a.ring.set_tail(act.pos)
+            elif isinstance(act, Ack) or isinstance(act, Notice):
+                a = self.attached.get(act.cid)
+                if a is not None and a.identity is not None:
+                    if isinstance(act, Ack):
+                        self._reply(a.identity, {"t": "ack", "tok": act.tok})
+                    else:
+                        self._reply(a.identity, {"t": "notice", "level": act.level, "msg": act.msg})
+            elif isinstance(act, OpenFile):
+                self._file_n += 1
+                try:
+                    self.files[act.run_id] = EventFile.create(
+                        act.log_dir, time.time(), self.host, self.pid, self._file_n, act.suffix
+                    )
+                except OSError as exc:
+                    self.files[act.run_id] = None
+                    self.file_errors += 1
+                    log.error("cannot create an event file in %s: %s", act.log_dir, exc)
+            elif isinstance(act, CloseFile):
+                f = self.files.pop(act.run_id, None)
+                if f is not None:
+                    try:
+                        f.close()
+                    except OSError as exc:
+                        log.error("closing %s failed: %s", f.path, exc)
+            elif isinstance(act, RemoveRing):
+                a = self.attached.pop(act.cid, None)
+                if a is not None:
+                    if a.identity is not None:
+                        self.by_identity.pop(a.identity, None)
+                    a.ring.close()
+                    try:
+                        os.unlink(a.path)
+                    except FileNotFoundError:
+                        pass
+
+    # -- status --------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        st = self.core.status()
+        for c in st["clients"]:
+            a = self.attached.get(c["sid"])
+            if a is not None:
+                c["ring_capacity"] = a.ring.capacity
+                c["ring_fill"] = a.ring.fill()
+                c["dropped"] = a.ring.dropped
+                c["committed"] = a.ring.records
+                c["broken"] = a.broken
+        for r in st["runs"]:
+            f = self.files.get(r["run_id"])
+            r["file"] = f.path if f is not None else None
+        return {
+            "t": "status",
+            "daemon": {
+                "pid": self.pid, "version": __version__, "uptime": time.time() - self.started,
+                "socket": self.loc.socket_path, "runtime_dir": self.loc.runtime_dir,
+                "ring_prefix": self.loc.ring_prefix, "idle_exit": self.idle_exit,
+                "file_errors": self.file_errors,
+            },
+            "clients": st["clients"],
+            "runs": st["runs"],
+            "totals": {
+                "records": st["records"], "bytes": st["bytes"], "malformed": st["malformed"],
+                "dropped": sum(c.get("dropped", 0) for c in st["clients"]),
+            },
+        }

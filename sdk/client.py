@@ -1,0 +1,341 @@
+"""The per-process client: one ring and one control socket, shared by every writer.
+
+Theory of operation
+-------------------
+``get_client()`` makes the client on first use.  It creates the process's ring
+in ``/dev/shm``, connects a ZeroMQ DEALER to the daemon's ``ipc://`` socket,
+starts a daemon if none runs, and says hello.  It does not wait for the
+daemon: records are durable once they are in the ring, and the daemon adopts
+the ring (by hello or by scanning ``/dev/shm``) whenever it comes up.
+
+``put()`` is the hot path: pack, copy into the ring, move head.  It touches the
+socket only when the daemon asked to be woken (the ring's bell word), so a
+busy trainer sends no messages at all.  When the ring is full, ``put()`` rings,
+waits up to ``SUMMARYD_FULL_WAIT`` seconds for space (starting a new daemon if
+the old one is gone), then drops the record with a counted, rate-limited
+warning: logging never raises for a slow or missing daemon and never hangs.
+
+``flush()`` sends the current head position and waits (bounded) for the
+daemon's acknowledgement that everything before it is in the event files.
+
+After ``fork`` the child must not touch the parent's socket, context or ring:
+``os.register_at_fork`` forgets the client in the child, and writers notice
+the new client on their next call and re-open their runs through it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import sys
+import threading
+import time
+import warnings
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from . import wire
+from .errors import DaemonNoticeWarning, RecordsDroppedWarning
+from .paths import Locations, ensure_runtime_dir, locations, process_start_ticks
+from .ring import Ring, create_ring
+from .spawn import daemon_running, ensure_daemon, spawning_allowed
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+DEFAULT_RING_BYTES = 16 << 20
+# Each bound keeps a call from hanging the trainer when the daemon is gone.
+FULL_WAIT = "SUMMARYD_FULL_WAIT"  # seconds put() waits for ring space (default 1)
+FLUSH_TIMEOUT = "SUMMARYD_FLUSH_TIMEOUT"  # seconds flush()/close() wait (default 10)
+EXIT_FLUSH_TIMEOUT = "SUMMARYD_EXIT_FLUSH_TIMEOUT"  # at interpreter exit (default 5)
+_DROP_WARN_INTERVAL = 10.0
+_NOTICE_POLL_EVERY = 4096
+
+
+@dataclass(frozen=True)
+class ClientStatistics:
+    """A snapshot of this process's client."""
+
+    pid: int
+    ring_path: str
+    ring_capacity: int
+    ring_fill: int
+    records_committed: int
+    records_dropped: int
+    flushes_timed_out: int
+
+
+class Client:
+    """One process's ring and control socket; thread-safe."""
+
+    def __init__(self, loc: Locations) -> None:
+        import zmq
+
+        ensure_runtime_dir(loc.runtime_dir)
+        self.loc = loc
+        self.pid = os.getpid()
+        self.start_ticks = process_start_ticks(self.pid) or 0
+        self.session = os.urandom(8).hex()
+        self.ring_name = loc.ring_name(self.pid, self.session)
+        self.ring_path = loc.ring_path(self.ring_name)
+        ring_bytes = int(_env_float("SUMMARYD_RING_BYTES", DEFAULT_RING_BYTES))
+        self.ring: Ring = create_ring(
+            self.ring_path, ring_bytes, self.pid, self.start_ticks, self.session.encode()
+        )
+        self.lock = threading.Lock()  # serialises ring producers
+        self.sock_lock = threading.Lock()  # the socket is not thread-safe
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._wids = itertools.count(1)
+        self._tokens = itertools.count(1)
+        self._acked = 0
+        self._dropped = 0
+        self._drop_warned_at = -1e9
+        self._dropped_since_warning = 0
+        self._gave_up_at_tail: int | None = None
+        self._puts = 0
+        self.flushes_timed_out = 0
+        self._full_wait = _env_float(FULL_WAIT, 1.0)
+        self._zmq = zmq
+        self.ctx = zmq.Context(io_threads=1)
+        self.sock = self.ctx.socket(zmq.DEALER)
+        # Unsent control messages must not keep the process alive at exit.
+        self.sock.setsockopt(zmq.LINGER, 200)
+        self.sock.setsockopt(zmq.SNDHWM, 1000)
+        self.sock.connect(loc.endpoint)
+        ensure_daemon(loc)
+        self._send({"t": "hello"} | self._hello_fields())
+
+    # -- records --------------------------------------------------------------
+
+    def new_wid(self) -> int:
+        return next(self._wids)
+
+    def put(self, record: tuple[Any, ...]) -> None:
+        """Commit one record to the ring (see the module docstring for full rings)."""
+        data = self._packer.pack(record)
+        with self.lock:
+            if not self.ring.put(data):
+                self._put_when_full(data)
+            elif self.ring.take_bell():
+                self._bell()
+            self._puts += 1
+            if not self._puts % _NOTICE_POLL_EVERY:
+                self._poll_notices()
+
+    def _put_when_full(self, data: bytes) -> None:
+        ring = self.ring
+        if len(data) + 16 > ring.capacity:
+            self._drop(f"a record of {len(data)} bytes exceeds the ring ({ring.capacity} bytes)")
+            return
+        if self._gave_up_at_tail is not None and ring.tail == self._gave_up_at_tail:
+            # Already waited the full bound and nothing moved since: do not wait again.
+            self._drop("the ring is still full")
+            return
+        self._bell(force=True)
+        deadline = time.monotonic() + self._full_wait
+        delay = 0.0002
+        checked_daemon = False
+        while True:
+            if ring.put(data):
+                self._gave_up_at_tail = None
+                return
+            now = time.monotonic()
+            if now >= deadline:
+                self._gave_up_at_tail = ring.tail
+                self._drop(f"the ring stayed full for {self._full_wait:g} s")
+                return
+            if not checked_daemon and now + 0.05 > deadline - self._full_wait / 2:
+                # Half way through the wait: if the daemon died, start another.
+                checked_daemon = True
+                if spawning_allowed() and not daemon_running(self.loc):
+                    ensure_daemon(self.loc)
+                    self._send({"t": "hello"} | self._hello_fields())
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+    def _drop(self, why: str) -> None:
+        self._dropped += 1
+        self._dropped_since_warning += 1
+        self.ring.add_dropped()
+        now = time.monotonic()
+        if now - self._drop_warned_at >= _DROP_WARN_INTERVAL:
+            n, self._dropped_since_warning = self._dropped_since_warning, 0
+            self._drop_warned_at = now
+            warnings.warn(
+                f"summaryd dropped {n} record(s) ({self._dropped} in total): {why}; "
+                f"is the daemon running? (`summaryd status`)",
+                RecordsDroppedWarning,
+                stacklevel=5,
+            )
+
+    # -- control socket -------------------------------------------------------
+
+    def _hello_fields(self) -> dict[str, Any]:
+        return {
+            "v": wire.PROTOCOL_VERSION,
+            "pid": self.pid,
+            "start": self.start_ticks,
+            "sid": self.session,
+            "ring": self.ring_name,
+            "argv": [str(a) for a in sys.argv[:32]],
+        }
+
+    def _send(self, message: dict[str, Any]) -> bool:
+        try:
+            self.sock.send(wire.pack(message), self._zmq.NOBLOCK)
+            return True
+        except self._zmq.ZMQError:
+            return False  # queue full or socket closing: the ring still holds the data
+
+    def _bell(self, force: bool = False) -> None:
+        if self.sock_lock.acquire(blocking=force):
+            try:
+                self._send({"t": "bell"})
+            finally:
+                self.sock_lock.release()
+
+    def _handle(self, msg: dict[str, Any]) -> None:
+        t = msg["t"]
+        if t == "ack":
+            self._acked = max(self._acked, msg["tok"])
+        elif t == "notice":
+            warnings.warn(f"summaryd daemon: {msg['msg']}", DaemonNoticeWarning, stacklevel=4)
+
+    def _recv_nowait(self) -> None:
+        zmq = self._zmq
+        while True:
+            try:
+                raw = self.sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                self._handle(wire.unpack(raw))
+            except wire.ProtocolError:
+                continue
+
+    def _poll_notices(self) -> None:
+        if self.sock_lock.acquire(blocking=False):
+            try:
+                self._recv_nowait()
+            finally:
+                self.sock_lock.release()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record committed so far is in its event file.
+
+        Returns:
+            True when the daemon acknowledged; False when ``timeout`` (default
+            ``$SUMMARYD_FLUSH_TIMEOUT``, 10 s) passed first.  The records stay
+            in the ring either way and are written when a daemon runs.
+        """
+        if timeout is None:
+            timeout = _env_float(FLUSH_TIMEOUT, 10.0)
+        with self.lock:
+            pos = self.ring.head
+        zmq = self._zmq
+        deadline = time.monotonic() + timeout
+        next_check = time.monotonic() + 0.5
+        with self.sock_lock:
+            tok = next(self._tokens)
+            # hello first: a daemon that restarted since learns who we are.
+            self._send({"t": "hello"} | self._hello_fields())
+            self._send({"t": "flush", "tok": tok, "pos": pos})
+            while self._acked < tok:
+                now = time.monotonic()
+                if now >= deadline:
+                    self.flushes_timed_out += 1
+                    return False
+                if now >= next_check:
+                    next_check = now + 0.5
+                    if spawning_allowed() and not daemon_running(self.loc):
+                        ensure_daemon(self.loc)
+                        self._send({"t": "hello"} | self._hello_fields())
+                        self._send({"t": "flush", "tok": tok, "pos": pos})
+                wait_ms = max(1, int(1000 * min(deadline, next_check) - 1000 * now))
+                if self.sock.poll(wait_ms, zmq.POLLIN):
+                    self._recv_nowait()
+        return True
+
+    def statistics(self) -> ClientStatistics:
+        ring = self.ring
+        return ClientStatistics(
+            pid=self.pid,
+            ring_path=self.ring_path,
+            ring_capacity=ring.capacity,
+            ring_fill=ring.fill(),
+            records_committed=ring.records,
+            records_dropped=self._dropped,
+            flushes_timed_out=self.flushes_timed_out,
+        )
+
+    def close_socket(self) -> None:
+        """Close the socket and context (at exit); the ring is left to the daemon."""
+        self.sock.close(linger=200)
+        self.ctx.term()
+
+
+_client: Client | None = None
+_client_lock = threading.Lock()
+# Clients inherited through fork: never used or closed in the child (their
+# ZeroMQ context belongs to the parent), only kept from the garbage collector.
+_inherited: list[Client] = []
+# Callbacks run at interpreter exit before the final flush (writers register).
+_exit_hooks: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def get_client() -> Client:
+    """This process's client, created on first use."""
+    c = _client
+    if c is not None:
+        return c
+    return _make_client()
+
+
+def current_client() -> Client | None:
+    """This process's client if it exists, without creating one."""
+    return _client
+
+
+def _make_client() -> Client:
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = Client(locations())
+        return _client
+
+
+def _after_fork_in_child() -> None:
+    global _client, _client_lock
+    if _client is not None:
+        _inherited.append(_client)
+    _client = None
+    _client_lock = threading.Lock()
+
+
+def register_exit_flush(writer: Any) -> None:
+    """Flush ``writer``'s client at interpreter exit while the writer is open."""
+    _exit_hooks.add(writer)
+
+
+def _at_exit() -> None:
+    c = _client
+    if c is None or c.pid != os.getpid():
+        return
+    if any(getattr(w, "_open", False) for w in list(_exit_hooks)):
+        c.flush(_env_float(EXIT_FLUSH_TIMEOUT, 5.0))
+    c.close_socket()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_at_exit)
+
+__all__ = ["Client", "ClientStatistics", "get_client", "current_client", "register_exit_flush"]

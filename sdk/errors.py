@@ -1,0 +1,76 @@
+"""Exceptions raised by summaryd.
+
+The tree::
+
+    SummarydError                       base of everything summaryd raises
+    ├── InvalidArgumentError            bad argument to a public call
+    │   ├── ArgumentTypeError           (also TypeError)  wrong type, e.g. a tag that is not str
+    │   ├── ArgumentValueError          (also ValueError) right type, unusable value
+    │   ├── ScalarShapeError            (also ValueError, AssertionError) more than one element
+    │   │                               where torch asserts "scalar should be 0D"
+    │   └── UnsupportedValueError       (also NotImplementedError) an object torch's make_np
+    │                                   refuses (neither number, array nor tensor)
+    ├── WriterClosedError               reserved: summaryd writers re-open after close(), as torch's do
+    ├── DaemonUnavailableError          no daemon answered within the bound (CLI, explicit waits)
+    ├── ProtocolError                   a message or ring record that does not decode
+    └── RuntimeDirError                 the runtime directory is unsafe (symlink, other owner, mode)
+
+Logging calls never raise because the daemon is slow or gone: they warn
+(``SummarydWarning`` and its subclasses) and count what they drop.  The
+argument errors subclass the builtin that torch raises for the same input, so
+code written against torch keeps catching them.
+"""
+
+from __future__ import annotations
+
+
+class SummarydError(Exception):
+    """Base class of every exception raised by summaryd."""
+
+
+class InvalidArgumentError(SummarydError):
+    """An argument of a public call is unusable; the message names it."""
+
+
+class ArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument has the wrong type."""
+
+
+class ArgumentValueError(InvalidArgumentError, ValueError):
+    """An argument has the right type but an unusable value."""
+
+
+class ScalarShapeError(InvalidArgumentError, ValueError, AssertionError):
+    """A scalar argument holds more than one element (torch raises AssertionError)."""
+
+
+class UnsupportedValueError(InvalidArgumentError, NotImplementedError):
+    """A value is neither a number, an array nor a tensor (torch: NotImplementedError)."""
+
+
+class WriterClosedError(SummarydError):
+    """The object was closed by its owner and cannot be used again."""
+
+
+class DaemonUnavailableError(SummarydError):
+    """No summaryd daemon answered within the time allowed."""
+
+
+class ProtocolError(SummarydError, ValueError):
+    """Bytes from a peer or a ring do not form a valid message or record."""
+
+
+class RuntimeDirError(SummarydError, PermissionError):
+    """The runtime directory is not safe to use (symlink, foreign owner, open mode)."""
+
+
+class SummarydWarning(UserWarning):
+    """Base class of warnings summaryd emits in the logging process."""
+
+
+class RecordsDroppedWarning(SummarydWarning):
+    """Records were dropped because the ring stayed full (daemon gone or too slow)."""
+
+
+class DaemonNoticeWarning(SummarydWarning):
+    """The daemon reported a problem with this process's records (e.g. a malformed record)."""

@@ -1,0 +1,271 @@
+"""The shared-memory ring: one per logging process, one producer, one consumer.
+
+Layout (all integers little-endian; offsets in bytes)::
+
+    0    magic      8s   b"SMDRING1"
+    8    version    u32  RING_VERSION
+    12   hdr_size   u32  HEADER_SIZE (data starts here)
+    16   capacity   u64  data bytes, a power of two
+    24   pid        u64  the producer's pid
+    32   start      u64  the producer's start time (clock ticks since boot)
+    40   session    16s  random per client; a new one on a known pid = restarted
+    64   head       u64  producer's write position (own cache line)
+    128  tail       u64  consumer's position: every record before it is in its file
+    136  bell       u64  consumer sets 1 before it sleeps; producer clears it and rings
+    192  dropped    u64  records the producer dropped because the ring stayed full
+    200  records    u64  records the producer committed
+    256  data       capacity bytes
+
+Positions only grow; ``position & (capacity - 1)`` is the offset in data.
+A record is ``u32 length, u32 crc32(payload), payload`` padded to 8 bytes, so
+a record header never straddles the end of the data area (the payload may:
+it continues at offset 0).  A record is committed when ``head`` moves past it
+(an aligned 8-byte store, after the payload is in place); from then on it
+survives the death of its producer.  ``tail`` moves only after the records
+before it are written to their event files, so a daemon that dies between a
+drain and a write loses nothing: the next one reads from ``tail`` again.
+The checksum lets the consumer refuse a torn or garbage record instead of
+acting on it.  The magic is written last, so a half-made ring is never adopted.
+
+Pure code over a buffer; ``create_ring``/``open_ring`` are the only functions
+that touch ``/dev/shm``.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import stat
+import struct
+from zlib import crc32
+
+from .errors import ProtocolError
+
+MAGIC = b"SMDRING1"
+RING_VERSION = 1
+HEADER_SIZE = 256
+RECORD_HEADER = 8
+ALIGN = 8
+MIN_CAPACITY = 1 << 12
+MAX_CAPACITY = 1 << 32
+
+_FIXED = struct.Struct("<8sIIQQQ16s")  # magic .. session: offsets 0..55
+_REC = struct.Struct("<II")
+# Indices into the header viewed as u64 words (offset // 8).
+_HEAD, _TAIL, _BELL, _DROPPED, _RECORDS = 8, 16, 17, 24, 25
+
+
+class RingCorruptError(ProtocolError):
+    """The ring holds bytes that are not a valid record where one must be."""
+
+
+def padded_size(payload_len: int) -> int:
+    """Bytes a record with a payload of ``payload_len`` occupies in the ring."""
+    return (RECORD_HEADER + payload_len + ALIGN - 1) & ~(ALIGN - 1)
+
+
+class Ring:
+    """A ring over a mapped buffer of ``HEADER_SIZE + capacity`` bytes.
+
+    The producer side (``put``) and the consumer side (``read``/``set_tail``)
+    each assume a single caller; the SDK serialises producers with a lock.
+    """
+
+    def __init__(self, buf: mmap.mmap) -> None:
+        self._mm = buf
+        self._q = memoryview(buf)[:HEADER_SIZE].cast("Q")
+        magic, version, hdr, cap, pid, start, session = _FIXED.unpack_from(buf, 0)
+        self.capacity: int = cap
+        self.pid: int = pid
+        self.start_ticks: int = start
+        self.session: bytes = session
+        self._mask = cap - 1
+        self._head = self._q[_HEAD]
+        self.read_pos: int = self._q[_TAIL]
+
+    # -- header fields -------------------------------------------------------
+
+    @property
+    def head(self) -> int:
+        return int(self._q[_HEAD])
+
+    @property
+    def tail(self) -> int:
+        return int(self._q[_TAIL])
+
+    @property
+    def dropped(self) -> int:
+        return int(self._q[_DROPPED])
+
+    @property
+    def records(self) -> int:
+        return int(self._q[_RECORDS])
+
+    def fill(self) -> int:
+        """Bytes committed but not yet consumed (head - tail)."""
+        return int(self._q[_HEAD] - self._q[_TAIL])
+
+    def add_dropped(self, n: int = 1) -> None:
+        self._q[_DROPPED] += n
+
+    # -- producer ------------------------------------------------------------
+
+    def put(self, payload: bytes) -> bool:
+        """Append one record; False (nothing written) if it does not fit now.
+
+        Raises:
+            ValueError: the record can never fit in this ring.
+        """
+        n = len(payload)
+        total = (n + 15) & ~7  # padded_size, inlined: this is the hot path
+        head = self._head
+        cap = self.capacity
+        if head + total - self._q[_TAIL] > cap:
+            if total > cap:
+                raise ValueError(f"record of {n} bytes exceeds ring capacity {cap}")
+            return False
+        mm = self._mm
+        p = head & self._mask
+        off = HEADER_SIZE + p
+        _REC.pack_into(mm, off, n, crc32(payload))
+        start = off + RECORD_HEADER
+        first = cap - p - RECORD_HEADER
+        if n <= first:
+            mm[start : start + n] = payload
+        else:
+            mm[start : start + first] = payload[:first]
+            mm[HEADER_SIZE : HEADER_SIZE + n - first] = payload[first:]
+        head += total
+        self._head = head
+        self._q[_HEAD] = head  # the commit: an aligned 8-byte store after the payload
+        self._q[_RECORDS] += 1
+        return True
+
+    def take_bell(self) -> bool:
+        """True (and clear it) if the consumer asked to be woken."""
+        if self._q[_BELL]:
+            self._q[_BELL] = 0
+            return True
+        return False
+
+    # -- consumer ------------------------------------------------------------
+
+    def set_bell(self) -> None:
+        self._q[_BELL] = 1
+
+    def set_tail(self, pos: int) -> None:
+        """Publish that every record before ``pos`` is in its event file."""
+        self._q[_TAIL] = pos
+
+    def read(self, max_bytes: int) -> list[tuple[int, int, bytes]]:
+        """Records from ``read_pos`` up to head (about ``max_bytes`` at most).
+
+        Returns ``(start, end, payload)`` per record and advances ``read_pos``.
+
+        Raises:
+            RingCorruptError: a record's length or checksum is wrong; records
+                before it are still returned by the next call (read_pos stays
+                before the bad record).
+        """
+        head = int(self._q[_HEAD])
+        pos = self.read_pos
+        avail = head - pos
+        if avail == 0:
+            return []
+        cap = self.capacity
+        if avail < 0 or avail > cap or avail % ALIGN:
+            raise RingCorruptError(f"ring head {head} inconsistent with position {pos}")
+        avail = min(avail, max(max_bytes, ALIGN))
+        region = self._copy(pos, avail)
+        out: list[tuple[int, int, bytes]] = []
+        o = 0
+        unpack = _REC.unpack_from
+        while o + RECORD_HEADER <= len(region):
+            n, crc = unpack(region, o)
+            total = (n + 15) & ~7
+            if o + total > len(region):
+                if o == 0 and pos + total <= head and total <= cap:
+                    # One record larger than max_bytes: read it whole.
+                    region = self._copy(pos, total)
+                    continue
+                break
+            if n == 0 or total > cap:
+                self.read_pos = pos + o
+                raise RingCorruptError(f"record at {pos + o} has invalid length {n}")
+            payload = region[o + RECORD_HEADER : o + RECORD_HEADER + n]
+            if crc32(payload) != crc:
+                self.read_pos = pos + o
+                raise RingCorruptError(f"record at {pos + o} fails its checksum")
+            out.append((pos + o, pos + o + total, payload))
+            o += total
+        self.read_pos = pos + o
+        return out
+
+    def _copy(self, pos: int, length: int) -> bytes:
+        p = pos & self._mask
+        cap = self.capacity
+        if p + length <= cap:
+            return self._mm[HEADER_SIZE + p : HEADER_SIZE + p + length]
+        first = cap - p
+        return (
+            self._mm[HEADER_SIZE + p : HEADER_SIZE + cap]
+            + self._mm[HEADER_SIZE : HEADER_SIZE + length - first]
+        )
+
+    def close(self) -> None:
+        self._q.release()
+        self._mm.close()
+
+
+def _round_capacity(requested: int) -> int:
+    cap = MIN_CAPACITY
+    while cap < requested and cap < MAX_CAPACITY:
+        cap <<= 1
+    return cap
+
+
+def create_ring(path: str, capacity: int, pid: int, start_ticks: int, session: bytes) -> Ring:
+    """Create a new ring file at ``path`` (0600, must not exist) and map it."""
+    cap = _round_capacity(capacity)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.ftruncate(fd, HEADER_SIZE + cap)
+        mm = mmap.mmap(fd, HEADER_SIZE + cap)
+    except BaseException:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    os.close(fd)
+    _FIXED.pack_into(mm, 0, b"\0" * 8, RING_VERSION, HEADER_SIZE, cap, pid, start_ticks, session)
+    mm[0:8] = MAGIC  # last: the ring is valid only once everything else is in place
+    return Ring(mm)
+
+
+def open_ring(path: str) -> Ring:
+    """Map an existing ring for consuming, after checking it is safe to adopt.
+
+    Raises:
+        RingCorruptError: not a regular file of ours with mode 0600 and a valid header.
+        OSError: it cannot be opened (e.g. already removed).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise RingCorruptError(f"{path}: not a 0600 regular file owned by this user")
+        if st.st_size < HEADER_SIZE:
+            raise RingCorruptError(f"{path}: too small for a ring header")
+        with open(path, "rb", buffering=0) as f:
+            fixed = f.read(_FIXED.size)
+        magic, version, hdr, cap, _pid, _start, _session = _FIXED.unpack(fixed)
+        if magic != MAGIC or version != RING_VERSION or hdr != HEADER_SIZE:
+            raise RingCorruptError(f"{path}: bad magic or version")
+        if cap < MIN_CAPACITY or cap > MAX_CAPACITY or cap & (cap - 1):
+            raise RingCorruptError(f"{path}: bad capacity {cap}")
+        if st.st_size != HEADER_SIZE + cap:
+            raise RingCorruptError(f"{path}: size {st.st_size} does not match capacity {cap}")
+        mm = mmap.mmap(fd, HEADER_SIZE + cap)
+    finally:
+        os.close(fd)
+    return Ring(mm)

@@ -1,0 +1,81 @@
+"""Finding the daemon, and starting one when none runs.
+
+A daemon holds an exclusive ``flock`` on ``daemon.lock`` in the runtime
+directory for its whole life; the lock, not a pid file, answers "is one
+running?" (a pid file outlives a SIGKILLed daemon, a lock does not).
+
+To start one, the SDK takes that lock itself and hands the locked file
+description to the child (``pass_fds``): the lock never has a moment without
+an owner, so sixteen ranks that start together spawn exactly one daemon and
+nobody waits for the child to boot.  The child runs in its own session
+(``setsid``) so a Ctrl-C or a SIGKILL to the trainer's process group leaves it
+alone; it exits by itself after an idle period without clients.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+
+from .paths import Locations, ensure_runtime_dir
+
+
+def spawning_allowed() -> bool:
+    return os.environ.get("SUMMARYD_NO_SPAWN", "") not in ("1", "true", "yes")
+
+
+def _try_lock(loc: Locations) -> int | None:
+    """The locked fd of ``daemon.lock`` if no daemon holds it, else None."""
+    fd = os.open(loc.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def daemon_running(loc: Locations) -> bool:
+    """True if a daemon holds this user's lock."""
+    fd = _try_lock(loc)
+    if fd is None:
+        return True
+    os.close(fd)  # closing the only descriptor drops the lock
+    return False
+
+
+def ensure_daemon(loc: Locations) -> int | None:
+    """Start a detached daemon unless one runs or spawning is off.
+
+    Returns:
+        The pid of the daemon started here, or None.
+    """
+    ensure_runtime_dir(loc.runtime_dir)
+    if not spawning_allowed():
+        return None
+    fd = _try_lock(loc)
+    if fd is None:
+        return None
+    try:
+        log = os.open(loc.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "summaryd.daemon", "serve", "--spawned",
+                 "--lock-fd", str(fd)],
+                pass_fds=(fd,),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            os.close(log)
+    finally:
+        os.close(fd)  # the child holds the lock now (or it died and released it)
+    # Reap the child when it exits so it does not linger as a zombie.
+    threading.Thread(target=proc.wait, name="summaryd-reaper", daemon=True).start()
+    return proc.pid

@@ -1,0 +1,144 @@
+"""The summaryd protocol: ring records and control messages.
+
+Version history
+---------------
+1. First version: ring records OPEN, CLOSE, SCALAR, SCALAR_TENSOR, TEXT;
+   control messages hello/welcome, bell, flush/ack, status, stop, notice.
+
+Ring records (bulk data, in the process's shared-memory ring, see ``ring.py``)
+--------------------------------------------------------------------------------
+Each record is one msgpack array whose first item is the kind.  ``wid`` is a
+writer id chosen by the client, unique within that client (session).  Steps are
+int or nil (nil: the event carries no step, as torch leaves ``Event.step``
+unset).  Wall times are float seconds since the epoch, taken in the trainer.
+
+==========  ====  ==========================================================
+kind        code  fields after the kind
+==========  ====  ==========================================================
+OPEN        1     wid, log_dir (absolute str), filename_suffix (str),
+                  max_queue (int >= 1), flush_secs (float > 0),
+                  purge_step (int or nil), walltime (float)
+CLOSE       2     wid
+SCALAR      3     wid, tag (str), value (float), step, walltime
+                  -> ``Summary.Value.simple_value`` (torch's default)
+SCALAR_T    4     wid, tag, value (float), step, walltime, double (bool)
+                  -> rank-0 tensor, DT_FLOAT or DT_DOUBLE (``new_style=True``)
+TEXT        5     wid, tag (str), text (str), step, walltime
+==========  ====  ==========================================================
+
+Control messages (ZeroMQ DEALER -> daemon ROUTER over ``ipc://``)
+-------------------------------------------------------------------
+One frame, a msgpack map with ``t`` naming the message.  Bulk data never
+travels here.  A flush names a ring position: the daemon acknowledges it once
+every record of that client before the position is in its event file.
+
+=========  =========  ======================================================
+t          direction  fields
+=========  =========  ======================================================
+hello      c -> d     v (PROTOCOL_VERSION), pid, start (clock ticks),
+                      sid (hex session id), ring (ring file name), argv
+welcome    d -> c     v, pid (daemon's)
+bell       c -> d     (none): records are waiting and the daemon asked to be
+                      woken (the ring's bell word was set)
+flush      c -> d     tok (int), pos (ring position)
+ack        d -> c     tok
+status     any -> d   (none)
+status     d -> any   daemon (map), clients (list), runs (list), totals (map)
+stop       any -> d   (none); the daemon drains every ring, then exits
+stopping   d -> any   (none)
+notice     d -> c     level ("warning" or "error"), msg (str)
+=========  =========  ======================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from .errors import ProtocolError
+
+PROTOCOL_VERSION = 1
+
+# Ring record kinds.
+OPEN = 1
+CLOSE = 2
+SCALAR = 3
+SCALAR_T = 4
+TEXT = 5
+
+# Upper bounds on what the daemon accepts from a control message.
+MAX_MESSAGE_BYTES = 1 << 20
+_UNPACK_LIMITS = dict(
+    max_str_len=1 << 16,
+    max_bin_len=1 << 16,
+    max_array_len=1 << 12,
+    max_map_len=1 << 8,
+    max_ext_len=0,
+)
+
+_int = int
+_str = str
+_num = (int, float)
+_list = list
+_dict = dict
+
+# Required fields and their types, per message; extra fields are ignored so an
+# older daemon can talk to a newer client of the same PROTOCOL_VERSION.
+MESSAGES: dict[str, dict[str, Any]] = {
+    "hello": {"v": _int, "pid": _int, "start": _int, "sid": _str, "ring": _str, "argv": _list},
+    "welcome": {"v": _int, "pid": _int},
+    "bell": {},
+    "flush": {"tok": _int, "pos": _int},
+    "ack": {"tok": _int},
+    "status": {},
+    "stop": {},
+    "stopping": {},
+    "notice": {"level": _str, "msg": _str},
+}
+
+
+def pack(message: dict[str, Any]) -> bytes:
+    """Encode a control message (the caller builds a map with ``t``)."""
+    return msgpack.packb(message, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack(data: bytes) -> dict[str, Any]:
+    """Decode and validate a control message.
+
+    Raises:
+        ProtocolError: not msgpack, not a map, unknown ``t``, or a field is
+            missing or of the wrong type.
+    """
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        msg = msgpack.unpackb(data, raw=False, strict_map_key=True, **_UNPACK_LIMITS)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise ProtocolError(f"undecodable message: {exc.__class__.__name__}: {exc}") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError("message is not a map")
+    kind = msg.get("t")
+    fields = MESSAGES.get(kind) if isinstance(kind, str) else None
+    if fields is None:
+        raise ProtocolError(f"unknown message type {kind!r}")
+    for name, typ in fields.items():
+        value = msg.get(name)
+        if not isinstance(value, typ) or isinstance(value, bool) and typ is not bool:
+            raise ProtocolError(f"{kind}: field {name!r} missing or not {typ.__name__}")
+    return msg
+
+
+def unpack_record(data: bytes | memoryview) -> list[Any]:
+    """Decode one ring record into a list (validation of fields is the daemon's).
+
+    Raises:
+        ProtocolError: not one msgpack array led by an int kind.
+    """
+    try:
+        rec = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+    except Exception as exc:
+        raise ProtocolError(f"undecodable record: {exc.__class__.__name__}: {exc}") from None
+    if type(rec) is not list or not rec or type(rec[0]) is not int:
+        raise ProtocolError("record is not an array led by its kind")
+    return rec

@@ -1,0 +1,279 @@
+"""``SummaryWriter``: torch's API, backed by the process's ring and the daemon.
+
+Each method has the signature and meaning of
+``torch.utils.tensorboard.SummaryWriter``'s (torch 2.13).  Its body validates
+and converts the arguments (``convert.py``), takes the wall time, and commits
+one record to the ring; the daemon builds the protobuf event and writes it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from . import client as _client_mod
+from . import convert, wire
+from .client import ClientStatistics
+
+_INT64_MIN = convert.INT64_MIN
+_INT64_MAX = convert.INT64_MAX
+
+
+def _default_log_dir(comment: str) -> str:
+    import socket
+    from datetime import datetime
+
+    current_time = datetime.now().strftime("%b%d_%H-%M-%S")
+    return os.path.join("runs", current_time + "_" + socket.gethostname() + comment)
+
+
+class SummaryWriter:
+    """Writes entries to event files in ``log_dir`` for TensorBoard to read.
+
+    A drop-in replacement for ``torch.utils.tensorboard.SummaryWriter``: the
+    calls are the same, the files read the same in TensorBoard.  The calls
+    cost the caller only validation and a copy into shared memory; a per-user
+    daemon (started on first use unless ``SUMMARYD_NO_SPAWN=1``) encodes and
+    writes.  An event is in the event file within about a second, at the
+    latest after ``flush_secs`` or ``max_queue`` events, and it survives the
+    death of this process once the call has returned.
+
+    Args:
+        log_dir: Save directory location.  Default is
+            ``runs/CURRENT_DATETIME_HOSTNAME``, which changes after each run.
+        comment: Comment log_dir suffix appended to the default ``log_dir``.
+            If ``log_dir`` is assigned, this argument has no effect.
+        purge_step: When logging crashes at step ``T+X`` and restarts at step
+            ``T``, any events whose global_step larger or equal to ``T`` will be
+            purged and hidden from TensorBoard.
+        max_queue: Size of the queue for pending events and summaries before
+            they are written to disk.  Default is ten items.
+        flush_secs: How often, in seconds, to flush the pending events and
+            summaries to disk at most (summaryd writes within about a second anyway).
+        filename_suffix: Suffix added to all event filenames in the log_dir directory.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str] | None = None,
+        comment: str = "",
+        purge_step: int | None = None,
+        max_queue: int = 10,
+        flush_secs: int = 120,
+        filename_suffix: str = "",
+    ) -> None:
+        if not log_dir:
+            log_dir = _default_log_dir(str(comment))
+        self.log_dir = log_dir
+        self.purge_step = convert.to_step(purge_step, "purge_step")
+        self.max_queue = max_queue
+        self.flush_secs = flush_secs
+        self.filename_suffix = filename_suffix
+        self._log_dir_str = convert.to_log_dir(log_dir)
+        self._queue = convert.to_queue_size(max_queue)
+        self._flush = convert.to_flush_secs(flush_secs)
+        self._suffix = convert.to_suffix(filename_suffix)
+        self._client: _client_mod.Client | None = None
+        self._wid = 0
+        # torch's all_writers: the main run plus one per add_scalars sub-run, by path.
+        self._wids: dict[str, int] = {}
+        self._open = False
+        self._open_main()
+        _client_mod.register_exit_flush(self)
+
+    # -- runs -----------------------------------------------------------------
+
+    def _open_run(self, c: _client_mod.Client, path: str, purge_step: int | None) -> int:
+        wid = c.new_wid()
+        c.put(
+            (
+                wire.OPEN, wid, os.path.abspath(path), self._suffix,
+                self._queue, self._flush, purge_step, time.time(),
+            )
+        )
+        self._wids[path] = wid
+        return wid
+
+    def _open_main(self) -> _client_mod.Client:
+        """(Re)open this writer's runs through the current client.
+
+        torch re-creates its file writer when used after ``close()``, and
+        writes the purge pair only the first time; after a fork the child's
+        new client must learn every run this writer logs to.
+        """
+        c = _client_mod.get_client()
+        subruns = [p for p in self._wids if p != self._log_dir_str] if self._open else []
+        self._wids = {}
+        self._client = c
+        self._wid = self._open_run(c, self._log_dir_str, self.purge_step)
+        self.purge_step = None
+        for path in subruns:
+            self._open_run(c, path, None)
+        self._open = True
+        return c
+
+    def _current(self) -> _client_mod.Client:
+        c = _client_mod._client
+        if c is None or c is not self._client or not self._open:
+            c = self._open_main()
+        return c
+
+    def get_logdir(self) -> str:
+        """Return the directory where event files will be written."""
+        return self.log_dir  # type: ignore[return-value]
+
+    # -- scalars and text -----------------------------------------------------
+
+    def add_scalar(
+        self,
+        tag: str,
+        scalar_value: Any,
+        global_step: int | None = None,
+        walltime: float | None = None,
+        new_style: bool = False,
+        double_precision: bool = False,
+    ) -> None:
+        """Add scalar data to summary.
+
+        Args:
+            tag: Data identifier.
+            scalar_value: Value to save (a number, a one-element array or tensor).
+            global_step: Global step value to record.
+            walltime: Optional override of the default walltime (``time.time()``),
+                in seconds after the epoch.
+            new_style: Whether to use new style (tensor field) or old style
+                (simple_value field).  New style could lead to faster data loading.
+            double_precision: With ``new_style``, store the value as a float64 tensor.
+        """
+        if type(tag) is not str:
+            tag = convert.to_tag(tag)
+        t = type(scalar_value)
+        value = float(scalar_value) if t is float or t is int else convert.to_scalar(scalar_value)
+        step = global_step
+        if type(step) is not int or not _INT64_MIN <= step <= _INT64_MAX:
+            step = convert.to_step(step)
+        wt = time.time() if walltime is None else convert.to_walltime(walltime)
+        c = _client_mod._client
+        if c is not self._client or not self._open or c is None:
+            c = self._open_main()
+        if new_style:
+            c.put((wire.SCALAR_T, self._wid, tag, value, step, wt, bool(double_precision)))
+        else:
+            c.put((wire.SCALAR, self._wid, tag, value, step, wt))
+
+    def add_scalars(
+        self,
+        main_tag: str,
+        tag_scalar_dict: dict[str, Any],
+        global_step: int | None = None,
+        walltime: float | None = None,
+    ) -> None:
+        """Add many scalar data to summary.
+
+        As in torch, each key goes to its own run ``log_dir/<main_tag>_<key>``
+        (``/`` in ``main_tag`` becomes ``_``), under the tag ``main_tag``, so
+        TensorBoard draws them in one chart.
+
+        Args:
+            main_tag: The parent name for the tags.
+            tag_scalar_dict: Key-value pairs storing the tag and corresponding values.
+            global_step: Global step value to record.
+            walltime: Optional override of the default walltime (``time.time()``).
+        """
+        main_tag = convert.to_tag(main_tag, "main_tag")
+        if not hasattr(tag_scalar_dict, "items"):
+            raise convert.ArgumentTypeError(
+                f"tag_scalar_dict: expected a dict of tag -> value, "
+                f"got {type(tag_scalar_dict).__name__}"
+            )
+        wt = convert.to_walltime(walltime)
+        step = convert.to_step(global_step)
+        values = [
+            (convert.to_tag(tag, "tag_scalar_dict key"), convert.to_scalar(v, f"tag_scalar_dict[{tag!r}]"))
+            for tag, v in tag_scalar_dict.items()
+        ]
+        c = self._current()
+        base = self._log_dir_str + "/" + main_tag.replace("/", "_") + "_"
+        for tag, value in values:
+            path = base + tag
+            wid = self._wids.get(path) or self._open_run(c, path, None)
+            c.put((wire.SCALAR, wid, main_tag, value, step, wt))
+
+    def add_text(
+        self,
+        tag: str,
+        text_string: str,
+        global_step: int | None = None,
+        walltime: float | None = None,
+    ) -> None:
+        """Add text data to summary (rendered as markdown by TensorBoard).
+
+        Args:
+            tag: Data identifier (TensorBoard shows it as ``<tag>/text_summary``).
+            text_string: String to save.
+            global_step: Global step value to record.
+            walltime: Optional override of the default walltime (``time.time()``).
+        """
+        tag = convert.to_tag(tag)
+        text = convert.to_text(text_string)
+        step = convert.to_step(global_step)
+        wt = convert.to_walltime(walltime)
+        self._current().put((wire.TEXT, self._wid, tag, text, step, wt))
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Return once every event logged so far is in its event file.
+
+        Bounded by ``$SUMMARYD_FLUSH_TIMEOUT`` (10 s): a missing daemon never
+        hangs the caller, and the events stay safe in shared memory.
+        """
+        if not self._open or self._client is not _client_mod._client or self._client is None:
+            return
+        self._client.flush()
+
+    def close(self) -> None:
+        """Flush and close this writer's event files.
+
+        Logging again afterwards re-opens the runs in new event files, as torch does.
+        """
+        if not self._open:
+            return
+        c = _client_mod._client
+        if c is not None and c is self._client:
+            for wid in self._wids.values():
+                c.put((wire.CLOSE, wid))
+            c.flush()
+        self._open = False
+        self._wids = {}
+
+    def statistics(self) -> ClientStatistics:
+        """Ring fill, records committed and dropped for this process."""
+        return self._current().statistics()
+
+    def __enter__(self) -> SummaryWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        self.close()
+
+    # A writer handed to a spawn-started process re-opens its runs there.
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "log_dir": self.log_dir,
+            "max_queue": self.max_queue,
+            "flush_secs": self.flush_secs,
+            "filename_suffix": self.filename_suffix,
+            "subruns": [p for p in self._wids if p != self._log_dir_str],
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["log_dir"],
+            max_queue=state["max_queue"],
+            flush_secs=state["flush_secs"],
+            filename_suffix=state["filename_suffix"],
+        )
+        for path in state["subruns"]:
+            self._open_run(self._current(), path, None)
