@@ -253,6 +253,10 @@ class Daemon:
                     self.core.flush(cid, msg["tok"], msg["pos"])
             elif t == "status":
                 self._reply(identity, self.status())
+            elif t == "bye":
+                cid = self.by_identity.get(identity)
+                if cid is not None:
+                    self._finish(cid, now)
             elif t == "stop":
                 self._reply(identity, {"t": "stopping"})
                 self.stopping = True
@@ -346,17 +350,22 @@ class Daemon:
             c = self.core.clients.get(cid)
             if c is None or c.gone or process_alive(a.ring.pid, a.ring.start_ticks):
                 continue
-            # Dead: everything it committed is in the ring; drain to the end.
+            self._finish(cid, now)
+
+    def _finish(self, cid: str, now: float) -> None:
+        """The client is dead or said bye: drain its ring to the end, then close it."""
+        a = self.attached.get(cid)
+        if a is not None:
             while not a.broken:
                 try:
                     recs = a.ring.read(DRAIN_BUDGET)
                 except RingCorruptError as exc:
-                    log.warning("dead client %s: %s", cid, exc)
+                    log.warning("client %s: %s", cid, exc)
                     break
                 if not recs:
                     break
                 self.core.records(cid, recs, now)
-            self.core.gone(cid, now)
+        self.core.gone(cid, now)
 
     # -- actions -------------------------------------------------------------
 

@@ -277,10 +277,17 @@ class Client:
             flushes_timed_out=self.flushes_timed_out,
         )
 
-    def close_socket(self) -> None:
-        """Close the socket and context (at exit); the ring is left to the daemon."""
-        self.sock.close(linger=200)
-        self.ctx.term()
+    def close(self) -> None:
+        """Say bye and close the socket; the daemon drains and removes the ring.
+
+        If no daemon hears it, the ring stays in shared memory and the next
+        daemon writes its records once this process has exited.
+        """
+        with self.sock_lock:
+            self._send({"t": "bye"})
+            self.sock.close(linger=500)
+            self.ctx.term()
+        self.ring.close()
 
 
 _client: Client | None = None
@@ -326,16 +333,31 @@ def register_exit_flush(writer: Any) -> None:
     _exit_hooks.add(writer)
 
 
+def shutdown_client(timeout: float | None = None) -> None:
+    """Flush (bounded) and close this process's client; the next use makes a new one."""
+    global _client
+    with _client_lock:
+        c, _client = _client, None
+    if c is None or c.pid != os.getpid():
+        return
+    c.flush(timeout)
+    c.close()
+
+
 def _at_exit() -> None:
     c = _client
     if c is None or c.pid != os.getpid():
         return
     if any(getattr(w, "_open", False) for w in list(_exit_hooks)):
-        c.flush(_env_float(EXIT_FLUSH_TIMEOUT, 5.0))
-    c.close_socket()
+        shutdown_client(_env_float(EXIT_FLUSH_TIMEOUT, 5.0))
+    else:
+        shutdown_client(0.0)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_at_exit)
 
-__all__ = ["Client", "ClientStatistics", "get_client", "current_client", "register_exit_flush"]
+__all__ = [
+    "Client", "ClientStatistics", "current_client", "get_client", "register_exit_flush",
+    "shutdown_client",
+]

@@ -44,6 +44,8 @@ flush      c -> d     tok (int), pos (ring position)
 ack        d -> c     tok
 status     any -> d   (none)
 status     d -> any   daemon (map), clients (list), runs (list), totals (map)
+bye        c -> d     (none); the client is done: drain its ring, close its
+                      writers, remove the ring
 stop       any -> d   (none); the daemon drains every ring, then exits
 stopping   d -> any   (none)
 notice     d -> c     level ("warning" or "error"), msg (str)
@@ -93,6 +95,7 @@ MESSAGES: dict[str, dict[str, Any]] = {
     "ack": {"tok": _int},
     "status": {},
     "stop": {},
+    "bye": {},
     "stopping": {},
     "notice": {"level": _str, "msg": _str},
 }

@@ -1,0 +1,155 @@
+"""Shared fixtures: a real daemon per test, in its own runtime dir and ring prefix.
+
+Every daemon a test starts is stopped by PID in teardown, and every ring
+with the test's prefix is removed, so two test runs (or two tests) never meet.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class DaemonEnv:
+    """Where a test's daemon lives and how to reach it."""
+
+    runtime_dir: Path
+    ring_prefix: str
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        try:
+            return int((self.runtime_dir / "daemon.pid").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def rings(self) -> list[str]:
+        return sorted(n for n in os.listdir("/dev/shm") if n.startswith(self.ring_prefix + "."))
+
+    def start(self, *extra: str) -> subprocess.Popen[bytes]:
+        """Start ``summaryd serve --foreground`` and wait until it answers."""
+        with open(self.runtime_dir.parent / "daemon.stderr", "ab") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "summaryd.daemon", "serve", "--foreground", *extra],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        wait_for_daemon(self)
+        return self.proc
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        """Stop the daemon by PID (ours, or one a client spawned); its exit code if ours."""
+        pid = self.proc.pid if self.proc is not None else self.pid
+        if pid is None:
+            return None
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+        if self.proc is not None:
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+            finally:
+                self.proc = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.02)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_for_daemon(d: DaemonEnv, timeout: float = 20.0) -> None:
+    """Poll the daemon's status until it answers (start-up is not an event we can await)."""
+    from summaryd.daemon.cli import request
+    from summaryd.errors import DaemonUnavailableError
+    from summaryd.paths import locations
+
+    loc = locations(d.env)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            request(loc, {"t": "status"}, timeout=1.0)
+            return
+        except DaemonUnavailableError:
+            if d.proc is not None and d.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {d.proc.returncode}") from None
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def daemon_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DaemonEnv]:
+    """An isolated runtime dir and ring prefix, set in this process's environment.
+
+    No daemon is started: use ``daemon_env.start()`` or let a client spawn one.
+    """
+    from summaryd import client
+
+    client.shutdown_client(0.0)
+    rt = tmp_path / "rt"
+    prefix = "sdtest-" + secrets.token_hex(4)
+    values = {
+        "SUMMARYD_RUNTIME_DIR": str(rt),
+        "SUMMARYD_RING_PREFIX": prefix,
+        "SUMMARYD_IDLE_EXIT": "",
+    }
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("SUMMARYD_NO_SPAWN", raising=False)
+    env = dict(os.environ)
+    d = DaemonEnv(rt, prefix, env)
+    try:
+        yield d
+    finally:
+        client.shutdown_client(5.0)
+        d.stop()
+        for name in d.rings():
+            os.unlink(os.path.join("/dev/shm", name))
+
+
+@pytest.fixture
+def daemon(daemon_env: DaemonEnv) -> DaemonEnv:
+    """A running daemon (``serve --foreground``) in an isolated environment."""
+    daemon_env.start()
+    return daemon_env
+
+
+def read_events(path: Path) -> list[object]:
+    """Every event in every event file under ``path`` (one dir), read by TensorBoard."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto import event_pb2
+
+    out = []
+    for f in sorted(p for p in path.iterdir() if "tfevents" in p.name):
+        for raw in RawEventFileLoader(str(f)).Load():
+            out.append(event_pb2.Event.FromString(raw))
+    return out
