@@ -13,6 +13,7 @@ cost); a unit test pins its bytes to the message-built ones.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -22,12 +23,17 @@ from summaryd.proto import event_pb2, plugin_text_pb2, summary_pb2, tensor_pb2
 
 FILE_VERSION = "brain.Event:2"  # TensorBoard's event-file format version string
 
-_double = struct.Struct("<d")
-_float = struct.Struct("<f")
-_FLOAT32_MAX = 3.4028234663852886e38
+
+_B1 = [bytes((i,)) for i in range(128)]
 
 
 def _varint(n: int) -> bytes:
+    if 0 <= n < 0x80:
+        return _B1[n]
+    if 0 < n < 0x4000:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
+    if 0 < n < 0x200000:
+        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
     if n < 0:
         n += 1 << 64  # int64 fields encode negatives as ten-byte two's complement
     out = bytearray()
@@ -38,42 +44,50 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _f32(value: float) -> bytes:
-    try:
-        return _float.pack(value)
-    except OverflowError:
-        # protobuf stores a float field as a C cast from double: +-inf beyond range.
-        return _float.pack(float("inf") if value > 0 else float("-inf"))
-
-
 def _check_step(step: Any) -> None:
     if step is not None and (type(step) is not int or not -(1 << 63) <= step < (1 << 63)):
         raise TypeError(f"step must be int64 or nil, got {step!r}")
 
 
-def _event(walltime: float, step: int | None, summary: bytes) -> bytes:
-    """Event{wall_time=1 (double), step=2 (int64, omitted when 0), summary=5}."""
-    head = b"\x09" + _double.pack(walltime)
-    if step:
-        head += b"\x10" + _varint(step)
-    return head + b"\x2a" + _varint(len(summary)) + summary
+# Event{wall_time=1 (double), step=2 (int64, omitted when 0), summary=5 {value=1 {tag=1,
+# simple_value=2 (float, in the 'value' oneof: always present)}}}: everything between the
+# step and the float depends only on the tag, so it is built once per tag.
+_WALL = struct.Struct("<Bd")
+_F32 = struct.Struct("<f")
+_tag_parts: dict[str, bytes] = {}
+_MAX_TAGS = 1 << 16
 
 
-def _summary_value(value: bytes) -> bytes:
-    """Summary{value=1 (repeated Value)} with one value."""
-    return b"\x0a" + _varint(len(value)) + value
+def _tag_part(tag: str) -> bytes:
+    if type(tag) is not str:
+        raise TypeError(f"tag must be str, got {type(tag).__name__}")
+    t = tag.encode()
+    value = (b"\x0a" + _varint(len(t)) + t if t else b"") + b"\x15"
+    value_len = len(value) + 4
+    summary = b"\x0a" + _varint(value_len)
+    part = b"\x2a" + _varint(len(summary) + value_len) + summary + value
+    if len(_tag_parts) >= _MAX_TAGS:
+        _tag_parts.clear()
+    _tag_parts[tag] = part
+    return part
 
 
 def scalar(rec: list[Any]) -> bytes:
     """SCALAR: ``Summary.Value(tag, simple_value)`` as torch's default ``add_scalar``."""
     _, _wid, tag, value, step, walltime = rec
-    if type(tag) is not str or type(walltime) is not float:
-        raise TypeError("SCALAR: tag must be str and walltime float")
-    _check_step(step)
-    t = tag.encode()
-    # Value{tag=1, simple_value=2 (float, in the 'value' oneof: always present)}
-    v = (b"\x0a" + _varint(len(t)) + t if t else b"") + b"\x15" + _f32(float(value))
-    return _event(walltime, step, _summary_value(v))
+    part = _tag_parts.get(tag) or _tag_part(tag)
+    try:
+        f = _F32.pack(value)
+    except OverflowError:
+        # protobuf stores a float field as a C cast from double: +-inf beyond range.
+        f = _F32.pack(math.copysign(math.inf, value))
+    if step:
+        if type(step) is not int or not -(1 << 63) <= step < (1 << 63):
+            raise TypeError(f"step must be int64 or nil, got {step!r}")
+        return b"".join((_WALL.pack(9, walltime), b"\x10", _varint(step), part, f))
+    if step is not None and step != 0:
+        raise TypeError(f"step must be int64 or nil, got {step!r}")
+    return b"".join((_WALL.pack(9, walltime), part, f))
 
 
 def _message_event(walltime: float, step: int | None, **fields: Any) -> bytes:

@@ -429,7 +429,6 @@ class Daemon:
                 c["ring_capacity"] = a.ring.capacity
                 c["ring_fill"] = a.ring.fill()
                 c["dropped"] = a.ring.dropped
-                c["committed"] = a.ring.records
                 c["broken"] = a.broken
         for r in st["runs"]:
             f = self.files.get(r["run_id"])

@@ -37,16 +37,24 @@ def masked_crc32c(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF
 
 
+_headers: dict[int, bytes] = {}
+
+
+def _header(n: int) -> bytes:
+    h = _head.pack(n, masked_crc32c(_len.pack(n)))
+    if n < 4096:  # event lengths repeat (same tag, same shape): keep the small ones
+        _headers[n] = h
+    return h
+
+
 def frame(data: bytes) -> bytes:
     """One TFRecord holding ``data``."""
-    n = _len.pack(len(data))
-    crc = crc32c(n)
     c = crc32c(data)
-    return (
-        _head.pack(len(data), (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF)
-        + data
-        + _u32.pack((((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF)
-    )
+    return b"".join((
+        _headers.get(len(data)) or _header(len(data)),
+        data,
+        _u32.pack((((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF),
+    ))
 
 
 def whole_records_length(buf: bytes) -> int:

@@ -33,6 +33,7 @@ import threading
 import time
 import warnings
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,6 @@ FULL_WAIT = "SUMMARYD_FULL_WAIT"  # seconds put() waits for ring space (default 
 FLUSH_TIMEOUT = "SUMMARYD_FLUSH_TIMEOUT"  # seconds flush()/close() wait (default 10)
 EXIT_FLUSH_TIMEOUT = "SUMMARYD_EXIT_FLUSH_TIMEOUT"  # at interpreter exit (default 5)
 _DROP_WARN_INTERVAL = 10.0
-_NOTICE_POLL_EVERY = 4096
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,6 @@ class ClientStatistics:
     ring_path: str
     ring_capacity: int
     ring_fill: int
-    records_committed: int
     records_dropped: int
     flushes_timed_out: int
 
@@ -101,7 +100,6 @@ class Client:
         self._drop_warned_at = -1e9
         self._dropped_since_warning = 0
         self._gave_up_at_tail: int | None = None
-        self._puts = 0
         self.flushes_timed_out = 0
         self._full_wait = _env_float(FULL_WAIT, 1.0)
         self._zmq = zmq
@@ -111,6 +109,8 @@ class Client:
         self.sock.setsockopt(zmq.LINGER, 200)
         self.sock.setsockopt(zmq.SNDHWM, 1000)
         self.sock.connect(loc.endpoint)
+        self._ring_put = self.ring.make_put(lambda: None)
+        self.put: Callable[[tuple[Any, ...]], None] = self._make_put()
         ensure_daemon(loc)
         self._send({"t": "hello"} | self._hello_fields())
 
@@ -119,23 +119,27 @@ class Client:
     def new_wid(self) -> int:
         return next(self._wids)
 
-    def put(self, record: tuple[Any, ...]) -> None:
-        """Commit one record to the ring (see the module docstring for full rings)."""
-        data = self._packer.pack(record)
-        with self.lock:
-            if not self.ring.put(data):
-                self._put_when_full(data)
-            elif self.ring.take_bell():
-                self._bell()
-            self._puts += 1
-            if not self._puts % _NOTICE_POLL_EVERY:
-                self._poll_notices()
+    def _make_put(self) -> Callable[[tuple[Any, ...]], None]:
+        pack = self._packer.pack
+        lock = self.lock
+        ring_put = self.ring.make_put(self._bell)
+        when_full = self._put_when_full
+
+        def put(record: tuple[Any, ...]) -> None:
+            """Commit one record to the ring (see the module docstring for full rings)."""
+            data = pack(record)
+            with lock:
+                if not ring_put(data):
+                    when_full(data)
+
+        return put
 
     def _put_when_full(self, data: bytes) -> None:
         ring = self.ring
         if len(data) + 16 > ring.capacity:
             self._drop(f"a record of {len(data)} bytes exceeds the ring ({ring.capacity} bytes)")
             return
+        put = self._ring_put
         if self._gave_up_at_tail is not None and ring.tail == self._gave_up_at_tail:
             # Already waited the full bound and nothing moved since: do not wait again.
             self._drop("the ring is still full")
@@ -145,7 +149,7 @@ class Client:
         delay = 0.0002
         checked_daemon = False
         while True:
-            if ring.put(data):
+            if put(data):
                 self._gave_up_at_tail = None
                 return
             now = time.monotonic()
@@ -197,9 +201,11 @@ class Client:
             return False  # queue full or socket closing: the ring still holds the data
 
     def _bell(self, force: bool = False) -> None:
+        # Also the moment to pick up notices: it happens once per daemon sleep.
         if self.sock_lock.acquire(blocking=force):
             try:
                 self._send({"t": "bell"})
+                self._recv_nowait()
             finally:
                 self.sock_lock.release()
 
@@ -221,13 +227,6 @@ class Client:
                 self._handle(wire.unpack(raw))
             except wire.ProtocolError:
                 continue
-
-    def _poll_notices(self) -> None:
-        if self.sock_lock.acquire(blocking=False):
-            try:
-                self._recv_nowait()
-            finally:
-                self.sock_lock.release()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record committed so far is in its event file.
@@ -272,7 +271,6 @@ class Client:
             ring_path=self.ring_path,
             ring_capacity=ring.capacity,
             ring_fill=ring.fill(),
-            records_committed=ring.records,
             records_dropped=self._dropped,
             flushes_timed_out=self.flushes_timed_out,
         )
@@ -348,7 +346,7 @@ def _at_exit() -> None:
     c = _client
     if c is None or c.pid != os.getpid():
         return
-    if any(getattr(w, "_open", False) for w in list(_exit_hooks)):
+    if any(getattr(w, "_client", None) is c for w in list(_exit_hooks)):
         shutdown_client(_env_float(EXIT_FLUSH_TIMEOUT, 5.0))
     else:
         shutdown_client(0.0)

@@ -16,6 +16,8 @@ from . import client as _client_mod
 from . import convert, wire
 from .client import ClientStatistics
 
+_SCALAR = wire.SCALAR
+_CLOSED = object()
 _INT64_MIN = convert.INT64_MIN
 _INT64_MAX = convert.INT64_MAX
 
@@ -74,11 +76,13 @@ class SummaryWriter:
         self._queue = convert.to_queue_size(max_queue)
         self._flush = convert.to_flush_secs(flush_secs)
         self._suffix = convert.to_suffix(filename_suffix)
-        self._client: _client_mod.Client | None = None
+        # The client this writer's runs are open in; _CLOSED after close(), so
+        # the identity check on every call also catches "closed" and "forked".
+        self._client: Any = _CLOSED
+        self._put: Any = None
         self._wid = 0
         # torch's all_writers: the main run plus one per add_scalars sub-run, by path.
         self._wids: dict[str, int] = {}
-        self._open = False
         self._open_main()
         _client_mod.register_exit_flush(self)
 
@@ -103,19 +107,19 @@ class SummaryWriter:
         new client must learn every run this writer logs to.
         """
         c = _client_mod.get_client()
-        subruns = [p for p in self._wids if p != self._log_dir_str] if self._open else []
+        subruns = [p for p in self._wids if p != self._log_dir_str]
         self._wids = {}
         self._client = c
+        self._put = c.put
         self._wid = self._open_run(c, self._log_dir_str, self.purge_step)
         self.purge_step = None
         for path in subruns:
             self._open_run(c, path, None)
-        self._open = True
         return c
 
     def _current(self) -> _client_mod.Client:
         c = _client_mod._client
-        if c is None or c is not self._client or not self._open:
+        if c is not self._client:
             c = self._open_main()
         return c
 
@@ -154,13 +158,12 @@ class SummaryWriter:
         if type(step) is not int or not _INT64_MIN <= step <= _INT64_MAX:
             step = convert.to_step(step)
         wt = time.time() if walltime is None else convert.to_walltime(walltime)
-        c = _client_mod._client
-        if c is not self._client or not self._open or c is None:
-            c = self._open_main()
+        if _client_mod._client is not self._client:
+            self._open_main()
         if new_style:
-            c.put((wire.SCALAR_T, self._wid, tag, value, step, wt, bool(double_precision)))
+            self._put((wire.SCALAR_T, self._wid, tag, value, step, wt, bool(double_precision)))
         else:
-            c.put((wire.SCALAR, self._wid, tag, value, step, wt))
+            self._put((_SCALAR, self._wid, tag, value, step, wt))
 
     def add_scalars(
         self,
@@ -229,23 +232,24 @@ class SummaryWriter:
         Bounded by ``$SUMMARYD_FLUSH_TIMEOUT`` (10 s): a missing daemon never
         hangs the caller, and the events stay safe in shared memory.
         """
-        if not self._open or self._client is not _client_mod._client or self._client is None:
-            return
-        self._client.flush()
+        c = self._client
+        if c is _client_mod._client and c is not None:
+            c.flush()
 
     def close(self) -> None:
         """Flush and close this writer's event files.
 
         Logging again afterwards re-opens the runs in new event files, as torch does.
         """
-        if not self._open:
+        c = self._client
+        if c is _CLOSED:
             return
-        c = _client_mod._client
-        if c is not None and c is self._client:
+        if c is _client_mod._client and c is not None:
             for wid in self._wids.values():
                 c.put((wire.CLOSE, wid))
             c.flush()
-        self._open = False
+        self._client = _CLOSED
+        self._put = None
         self._wids = {}
 
     def statistics(self) -> ClientStatistics:
