@@ -215,10 +215,14 @@ class Daemon:
             timeout = max(0.0, min(deadlines) - time.monotonic())
 
     def _shutdown(self) -> None:
+        # Rings nobody announced yet (a trainer killed before its hello) count too.
+        self._scan(time.monotonic())
         deadline = time.monotonic() + SHUTDOWN_LIMIT
         while time.monotonic() < deadline and self._drain(time.monotonic()):
             pass
         now = time.monotonic()
+        self._receive(now)  # last flush requests, so their acknowledgements go out
+        self._check_liveness(now)  # dead clients: written, closed, rings removed
         self._execute(self.core.tick(now))
         self._execute(self.core.close_all(now))
         for f in self.files.values():

@@ -65,6 +65,12 @@ class SummaryWriter:
         flush_secs: int = 120,
         filename_suffix: str = "",
     ) -> None:
+        """Create a writer and its event file (see the class docstring for the arguments).
+
+        Raises:
+            ArgumentTypeError / ArgumentValueError: an argument is unusable.
+            RuntimeDirError: the runtime directory is unsafe (symlink, other owner).
+        """
         if not log_dir:
             log_dir = _default_log_dir(str(comment))
         self.log_dir = log_dir
@@ -257,9 +263,11 @@ class SummaryWriter:
         return self._current().statistics()
 
     def __enter__(self) -> SummaryWriter:
+        """Use as a context manager: ``close()`` on exit."""
         return self
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        """Close the writer (flushing its events)."""
         self.close()
 
     # A writer handed to a spawn-started process re-opens its runs there.
