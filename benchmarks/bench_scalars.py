@@ -58,7 +58,14 @@ GOAL_THROUGHPUT_RATIO = 10.0
 # =============================================================================
 
 
-def _make_writer(kind: str, log_dir: str) -> Any:
+def _make_writer(kind: str, log_dir: str, rank: int | None = None) -> Any:
+    if kind == "tensorboardX" and rank is not None:
+        # tensorboardX names files events.out.tfevents.<time>.<host><suffix>, without the
+        # pid: processes starting in the same second open the same file and overwrite each
+        # other's records.  A suffix per rank is what a tensorboardX user has to do.
+        from tensorboardX import SummaryWriter as TbxWriter
+
+        return TbxWriter(log_dir, filename_suffix=f".rank{rank}")
     if kind == "summaryd":
         from summaryd import SummaryWriter
     elif kind == "torch":
@@ -147,7 +154,7 @@ def worker_latency(a: argparse.Namespace) -> dict[str, Any]:
 
 def worker_throughput(a: argparse.Namespace) -> dict[str, Any]:
     """Set up, report ready, wait for the barrier (EOF on a shared pipe), log K, close."""
-    w = _make_writer(a.writer, a.log_dir)
+    w = _make_writer(a.writer, a.log_dir, a.rank)
     tag = f"rank{a.rank}/loss"
     values = [1.0 / (i + 1) for i in range(a.k)]
     gc.collect()
@@ -369,7 +376,7 @@ def bench_latency(cfg: dict[str, Any], tmp: Path, prefix: str) -> list[dict[str,
                 d = Daemon(tmp, prefix, "lat")
                 kw["daemon_pid"] = d.start()
                 env = d.env
-            print(f"  latency: {writer} ...", file=sys.stderr, flush=True)
+            t = time.perf_counter()
             r = subprocess.run(_worker_cmd("latency", writer, log_dir, **kw), env=env,
                                capture_output=True, text=True, timeout=900)
             if r.returncode != 0:
@@ -386,6 +393,9 @@ def bench_latency(cfg: dict[str, Any], tmp: Path, prefix: str) -> list[dict[str,
             )
         shutil.rmtree(log_dir, ignore_errors=True)
         results.append(res)
+        print(f"  latency {writer:>12}: p50 {res['p50_us']:.2f} µs, p99 {res['p99_us']:.2f} µs, "
+              f"CPU {res['cpu_us_per_event']:.2f} µs/ev (stage {time.perf_counter() - t:.1f} s)",
+              file=sys.stderr, flush=True)
     return results
 
 
@@ -470,8 +480,12 @@ def bench_throughput(cfg: dict[str, Any], tmp: Path, prefix: str) -> list[dict[s
     out = []
     for procs in cfg["procs"]:
         for writer in WRITERS:
-            print(f"  throughput: {writer} P={procs} ...", file=sys.stderr, flush=True)
+            t = time.perf_counter()
             out.append(run_throughput(writer, procs, cfg["k"], tmp, prefix))
+            r = out[-1]
+            print(f"  throughput {writer:>12} P={procs:<2}: {r['events_per_s']:>10,.0f} ev/s "
+                  f"(stage {time.perf_counter() - t:.1f} s, read-back {r['read_back_s']:.1f} s)",
+                  file=sys.stderr, flush=True)
     return out
 
 
@@ -588,17 +602,13 @@ def compute_ratios(res: dict[str, Any]) -> list[tuple[str, str, str, bool | None
 
 
 def machine() -> str:
-    import tensorboard
-    import tensorboardX
-    import torch
-
-    import summaryd
+    from importlib.metadata import version
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{platform.machine()}, {os.cpu_count()} cores, load {load}; Python "
-            f"{platform.python_version()}, summaryd {summaryd.__version__}, torch "
-            f"{torch.__version__}, tensorboardX {tensorboardX.__version__}, tensorboard "
-            f"{tensorboard.__version__}")
+    vers = ", ".join(f"{m} {version(m)}" for m in ("summaryd", "torch", "tensorboardX",
+                                                    "tensorboard"))
+    return (f"{platform.machine()}, {os.cpu_count()} cores, load {load}; "
+            f"Python {platform.python_version()}, {vers}")
 
 
 def main() -> int:
