@@ -146,3 +146,57 @@ def test_no_spawn_and_no_daemon_never_hangs_or_raises(daemon_env: DaemonEnv, tmp
     daemon_env.start()
     daemon_env.stop()
     assert sum(scalar_points(tmp_path / "run").values()) == 100
+
+
+def _spawned_worker(w: SummaryWriter, k: int) -> None:
+    for i in range(100):
+        w.add_scalar(f"spawned{k}", float(i), i)
+    w.add_scalars("grp", {"a": 1.0}, 0)
+    w.close()
+
+
+def test_writer_pickles_into_spawned_processes(daemon: DaemonEnv, tmp_path: Path) -> None:
+    log_dir = tmp_path / "run"
+    w = SummaryWriter(log_dir)
+    ctx = multiprocessing.get_context("spawn")
+    children = [ctx.Process(target=_spawned_worker, args=(w, k)) for k in range(2)]
+    for c in children:
+        c.start()
+    for c in children:
+        c.join(120)
+        assert c.exitcode == 0
+    w.close()
+    points = scalar_points(log_dir)
+    assert points == Counter({(f"spawned{k}", i): 1 for k in range(2) for i in range(100)})
+    assert scalar_points(log_dir / "grp_a") == Counter({("grp", 0): 2})
+    assert len(event_files(log_dir)) == 1
+
+
+def test_full_ring_drops_with_one_warning_and_does_not_hang(
+    daemon_env: DaemonEnv, tmp_path: Path
+) -> None:
+    code = (
+        "import sys, time, warnings\n"
+        "from summaryd import SummaryWriter, RecordsDroppedWarning\n"
+        "w = SummaryWriter(sys.argv[1])\n"
+        "t = time.monotonic()\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    for i in range(2000): w.add_scalar('x', i, i)\n"
+        "dropped = [c for c in caught if issubclass(c.category, RecordsDroppedWarning)]\n"
+        "print(len(dropped), w.statistics().records_dropped, round(time.monotonic() - t, 2))\n"
+    )
+    env = daemon_env.env | {
+        "SUMMARYD_NO_SPAWN": "1", "SUMMARYD_RING_BYTES": "4096", "SUMMARYD_FULL_WAIT": "0.2",
+        "SUMMARYD_FLUSH_TIMEOUT": "0.1", "SUMMARYD_EXIT_FLUSH_TIMEOUT": "0.1",
+    }
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], env=env,
+                         check=True, capture_output=True, text=True, timeout=60)
+    warnings_seen, dropped, seconds = out.stdout.split()
+    assert int(warnings_seen) == 1  # rate-limited
+    assert 1800 < int(dropped) < 2000  # a 4 KiB ring holds about 125 records
+    assert float(seconds) < 2.0  # waited once (0.2 s), then dropped without waiting
+    # What fit in the ring is written by the next daemon.
+    daemon_env.start()
+    daemon_env.stop()
+    assert sum(scalar_points(tmp_path / "run").values()) == 2000 - int(dropped)
