@@ -192,7 +192,7 @@ class Core:
             return
         # The daemon's hot loop: locals only, one dict lookup per step.
         unpackb = msgpack.unpackb
-        encoders = encode.ENCODERS
+        encoders = encode.RECORD_ENCODERS
         handlers = self._handlers
         unwritten = c.unwritten
         writers = c.writers
@@ -207,7 +207,7 @@ class Core:
                     run = writers.get(rec[1])
                     if run is None:
                         raise ValueError(f"record for unknown writer {rec[1]!r}")
-                    data = frame(enc(rec))
+                    data = enc(rec)
                     pending = run.pending
                     if not pending:
                         run.oldest = now

@@ -21,6 +21,8 @@ from typing import Any
 from summaryd import wire
 from summaryd.proto import event_pb2, plugin_text_pb2, summary_pb2, tensor_pb2
 
+from .tfrecord import frame
+
 FILE_VERSION = "brain.Event:2"  # TensorBoard's event-file format version string
 
 
@@ -163,4 +165,17 @@ ENCODERS: dict[int, Callable[[list[Any]], bytes]] = {
     wire.SCALAR: scalar,
     wire.SCALAR_T: scalar_tensor,
     wire.TEXT: text,
+}
+
+
+def _framed(encoder: Callable[[list[Any]], bytes]) -> Callable[[list[Any]], bytes]:
+    def encode_and_frame(rec: list[Any]) -> bytes:
+        return frame(encoder(rec))
+
+    return encode_and_frame
+
+
+# Record kind -> function returning the whole TFRecord (framed Event) for it.
+RECORD_ENCODERS: dict[int, Callable[[list[Any]], bytes]] = {
+    kind: _framed(fn) for kind, fn in ENCODERS.items()
 }
