@@ -95,10 +95,14 @@ class SummaryWriter:
     # -- runs -----------------------------------------------------------------
 
     def _open_run(self, c: _client_mod.Client, path: str, purge_step: int | None) -> int:
+        # torch creates the directory at once; scripts write their own files
+        # into get_logdir() right after making the writer.
+        abspath = os.path.abspath(path)
+        os.makedirs(abspath, exist_ok=True)
         wid = c.new_wid()
         c.put(
             (
-                wire.OPEN, wid, os.path.abspath(path), self._suffix,
+                wire.OPEN, wid, abspath, self._suffix,
                 self._queue, self._flush, purge_step, time.time(),
             )
         )
