@@ -352,7 +352,7 @@ class Core:
             run.latency = min(self.max_latency, max(0.0, float(flush_secs)))
             self.runs[key] = run
             self._actions.append(OpenFile(run.run_id, log_dir, suffix))
-            self._add(run, c, start, now, frame(encode.file_version(walltime, None)))
+            self._add(run, c, start, now, frame(encode.file_header(walltime)))
         else:
             if max_queue > 0:
                 run.max_queue = min(run.max_queue, max_queue) if run.max_queue else max_queue

@@ -102,7 +102,8 @@ def _message_event(walltime: float, step: int | None, **fields: Any) -> bytes:
 def scalar_tensor(rec: list[Any]) -> bytes:
     """SCALAR_T: a rank-0 float or double tensor tagged for the scalars plugin.
 
-    torch's ``scalar(new_style=True)``; a float32 tensor shows in both of
+    torch's ``scalar(new_style=True)`` (no tensor_shape: rank 0 is its absence);
+    a float32 tensor shows in both of
     TensorBoard's loaders, a float64 one only in the Python loader.
     """
     _, _wid, tag, value, step, walltime, double = rec
@@ -110,12 +111,10 @@ def scalar_tensor(rec: list[Any]) -> bytes:
     if double:
         tensor = tensor_pb2.TensorProto(
             double_val=[float(value)], dtype=tensor_pb2.DT_DOUBLE,
-            tensor_shape=tensor_pb2.TensorShapeProto(),
         )
     else:
         tensor = tensor_pb2.TensorProto(
             float_val=[float(value)], dtype=tensor_pb2.DT_FLOAT,
-            tensor_shape=tensor_pb2.TensorShapeProto(),
         )
     meta = summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
@@ -149,8 +148,20 @@ def text(rec: list[Any]) -> bytes:
     return _message_event(float(walltime), step, summary=summary)
 
 
+# torch's EventFileWriter names itself in the first event of every file.
+SOURCE_WRITER = "tensorboard.summary.writer.event_file_writer"
+
+
+def file_header(walltime: float) -> bytes:
+    """The ``brain.Event:2`` record every event file starts with, as torch writes it."""
+    return _message_event(
+        walltime, None, file_version=FILE_VERSION,
+        source_metadata=event_pb2.SourceMetadata(writer=SOURCE_WRITER),
+    )
+
+
 def file_version(walltime: float, step: int | None) -> bytes:
-    """The ``brain.Event:2`` record every event file starts with (and torch's purge pair)."""
+    """A bare version record: the first half of torch's purge_step pair."""
     return _message_event(walltime, step, file_version=FILE_VERSION)
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from summaryd.proto import summary_pb2 as summaryd_dot_proto_dot_summary__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asummaryd/proto/event.proto\x12\x0bsummaryd.tb\x1a\x1csummaryd/proto/summary.proto\"\xb5\x02\n\x05\x45vent\x12\x11\n\twall_time\x18\x01 \x01(\x01\x12\x0c\n\x04step\x18\x02 \x01(\x03\x12\x16\n\x0c\x66ile_version\x18\x03 \x01(\tH\x00\x12\x13\n\tgraph_def\x18\x04 \x01(\x0cH\x00\x12\'\n\x07summary\x18\x05 \x01(\x0b\x32\x14.summaryd.tb.SummaryH\x00\x12\x32\n\x0blog_message\x18\x06 \x01(\x0b\x32\x17.summaryd.tb.LogMessageB\x02\x18\x01H\x00\x12.\n\x0bsession_log\x18\x07 \x01(\x0b\x32\x17.summaryd.tb.SessionLogH\x00\x12=\n\x13tagged_run_metadata\x18\x08 \x01(\x0b\x32\x1e.summaryd.tb.TaggedRunMetadataH\x00\x42\x06\n\x04whatJ\x04\x08\t\x10\nJ\x04\x08\n\x10\x0b\"\xa2\x01\n\nLogMessage\x12,\n\x05level\x18\x01 \x01(\x0e\x32\x1d.summaryd.tb.LogMessage.Level\x12\x0f\n\x07message\x18\x02 \x01(\t\"Q\n\x05Level\x12\x0b\n\x07UNKNOWN\x10\x00\x12\r\n\tDEBUGGING\x10\n\x12\x08\n\x04INFO\x10\x14\x12\x08\n\x04WARN\x10\x1e\x12\t\n\x05\x45RROR\x10(\x12\t\n\x05\x46\x41TAL\x10\x32\x1a\x02\x18\x01:\x02\x18\x01\"\xb7\x01\n\nSessionLog\x12\x35\n\x06status\x18\x01 \x01(\x0e\x32%.summaryd.tb.SessionLog.SessionStatus\x12\x17\n\x0f\x63heckpoint_path\x18\x02 \x01(\t\x12\x0b\n\x03msg\x18\x03 \x01(\t\"L\n\rSessionStatus\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\t\n\x05START\x10\x01\x12\x08\n\x04STOP\x10\x02\x12\x0e\n\nCHECKPOINT\x10\x03\"6\n\x11TaggedRunMetadata\x12\x0b\n\x03tag\x18\x01 \x01(\t\x12\x14\n\x0crun_metadata\x18\x02 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asummaryd/proto/event.proto\x12\x0bsummaryd.tb\x1a\x1csummaryd/proto/summary.proto\"\xe5\x02\n\x05\x45vent\x12\x11\n\twall_time\x18\x01 \x01(\x01\x12\x0c\n\x04step\x18\x02 \x01(\x03\x12\x16\n\x0c\x66ile_version\x18\x03 \x01(\tH\x00\x12\x13\n\tgraph_def\x18\x04 \x01(\x0cH\x00\x12\'\n\x07summary\x18\x05 \x01(\x0b\x32\x14.summaryd.tb.SummaryH\x00\x12\x32\n\x0blog_message\x18\x06 \x01(\x0b\x32\x17.summaryd.tb.LogMessageB\x02\x18\x01H\x00\x12.\n\x0bsession_log\x18\x07 \x01(\x0b\x32\x17.summaryd.tb.SessionLogH\x00\x12=\n\x13tagged_run_metadata\x18\x08 \x01(\x0b\x32\x1e.summaryd.tb.TaggedRunMetadataH\x00\x12\x34\n\x0fsource_metadata\x18\n \x01(\x0b\x32\x1b.summaryd.tb.SourceMetadataB\x06\n\x04whatJ\x04\x08\t\x10\n\" \n\x0eSourceMetadata\x12\x0e\n\x06writer\x18\x01 \x01(\t\"\xa2\x01\n\nLogMessage\x12,\n\x05level\x18\x01 \x01(\x0e\x32\x1d.summaryd.tb.LogMessage.Level\x12\x0f\n\x07message\x18\x02 \x01(\t\"Q\n\x05Level\x12\x0b\n\x07UNKNOWN\x10\x00\x12\r\n\tDEBUGGING\x10\n\x12\x08\n\x04INFO\x10\x14\x12\x08\n\x04WARN\x10\x1e\x12\t\n\x05\x45RROR\x10(\x12\t\n\x05\x46\x41TAL\x10\x32\x1a\x02\x18\x01:\x02\x18\x01\"\xb7\x01\n\nSessionLog\x12\x35\n\x06status\x18\x01 \x01(\x0e\x32%.summaryd.tb.SessionLog.SessionStatus\x12\x17\n\x0f\x63heckpoint_path\x18\x02 \x01(\t\x12\x0b\n\x03msg\x18\x03 \x01(\t\"L\n\rSessionStatus\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\t\n\x05START\x10\x01\x12\x08\n\x04STOP\x10\x02\x12\x0e\n\nCHECKPOINT\x10\x03\"6\n\x11TaggedRunMetadata\x12\x0b\n\x03tag\x18\x01 \x01(\t\x12\x14\n\x0crun_metadata\x18\x02 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,15 +39,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGMESSAGE']._loaded_options = None
   _globals['_LOGMESSAGE']._serialized_options = b'\030\001'
   _globals['_EVENT']._serialized_start=74
-  _globals['_EVENT']._serialized_end=383
-  _globals['_LOGMESSAGE']._serialized_start=386
-  _globals['_LOGMESSAGE']._serialized_end=548
-  _globals['_LOGMESSAGE_LEVEL']._serialized_start=463
-  _globals['_LOGMESSAGE_LEVEL']._serialized_end=544
-  _globals['_SESSIONLOG']._serialized_start=551
-  _globals['_SESSIONLOG']._serialized_end=734
-  _globals['_SESSIONLOG_SESSIONSTATUS']._serialized_start=658
-  _globals['_SESSIONLOG_SESSIONSTATUS']._serialized_end=734
-  _globals['_TAGGEDRUNMETADATA']._serialized_start=736
-  _globals['_TAGGEDRUNMETADATA']._serialized_end=790
+  _globals['_EVENT']._serialized_end=431
+  _globals['_SOURCEMETADATA']._serialized_start=433
+  _globals['_SOURCEMETADATA']._serialized_end=465
+  _globals['_LOGMESSAGE']._serialized_start=468
+  _globals['_LOGMESSAGE']._serialized_end=630
+  _globals['_LOGMESSAGE_LEVEL']._serialized_start=545
+  _globals['_LOGMESSAGE_LEVEL']._serialized_end=626
+  _globals['_SESSIONLOG']._serialized_start=633
+  _globals['_SESSIONLOG']._serialized_end=816
+  _globals['_SESSIONLOG_SESSIONSTATUS']._serialized_start=740
+  _globals['_SESSIONLOG_SESSIONSTATUS']._serialized_end=816
+  _globals['_TAGGEDRUNMETADATA']._serialized_start=818
+  _globals['_TAGGEDRUNMETADATA']._serialized_end=872
 # @@protoc_insertion_point(module_scope)

@@ -2,18 +2,27 @@
 
 Pure functions: they turn what a user passes torch's ``SummaryWriter`` into
 plain Python values for a ring record, or raise at the call site with an
-exception that names the argument and subclasses what torch raises for the
-same input.  numpy and torch are imported only when an argument needs them,
-so ``import summaryd`` stays light.
+exception that names the argument and is an instance of what torch 2.13
+raises for the same input (``errors.py`` has the classes).  What torch accepts
+is accepted, with torch's meaning.  numpy and torch are imported only when an
+argument needs them, so ``import summaryd`` stays light.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, NoReturn
 
-from .errors import ArgumentTypeError, ArgumentValueError, ScalarShapeError, UnsupportedValueError
+from .errors import (  # noqa: F401  (re-exported for writer.py)
+    ArgumentAttributeError,
+    ArgumentEncodingError,
+    ArgumentRangeError,
+    ArgumentTypeError,
+    ArgumentValueError,
+    ScalarShapeError,
+    UnsupportedValueError,
+)
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
@@ -23,53 +32,66 @@ def _is_torch_tensor(x: Any) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "numel")
 
 
-def to_scalar(value: Any, name: str = "scalar_value") -> float:
-    """A float from anything torch's ``summary.scalar`` accepts.
+def reraise(exc: BaseException, name: str, expected: str) -> NoReturn:
+    """Re-raise ``exc`` (from converting argument ``name``) as our subclass of its type."""
+    msg = f"{name}: expected {expected}, got an unusable value ({exc})"
+    if isinstance(exc, UnicodeEncodeError):
+        raise ArgumentEncodingError(name, exc) from None
+    if isinstance(exc, OverflowError):
+        raise ArgumentRangeError(msg) from None
+    if isinstance(exc, ValueError):
+        raise ArgumentValueError(msg) from None
+    if isinstance(exc, AttributeError):
+        raise ArgumentAttributeError(msg) from None
+    if isinstance(exc, TypeError):
+        raise ArgumentTypeError(msg) from None
+    raise exc
 
-    torch runs ``make_np`` (numbers, strings, lists, numpy arrays, tensors),
-    asserts one element and calls ``float``.
 
-    Raises:
-        ScalarShapeError: more than one element (torch: AssertionError).
-        UnsupportedValueError: not a number, array or tensor (torch: NotImplementedError).
-        ArgumentValueError / ArgumentTypeError: ``float()`` refuses the element.
-    """
-    t = type(value)
-    if t is float or t is int or t is bool:
-        return float(value)
-    if _is_torch_tensor(value):
-        n = value.numel()
-        if n != 1:
-            raise ScalarShapeError(
-                f"{name}: expected a scalar (one element), got a tensor of shape "
-                f"{tuple(value.shape)}"
-            )
-        return _float(value.detach().cpu().item(), name)
-    if isinstance(value, str):
-        return _float(value, name)
+def _make_np(x: Any, name: str) -> Any:
+    """torch's ``make_np``: arrays as they are, numpy scalars wrapped, tensors to numpy."""
     import numpy as np
 
-    if isinstance(value, (list, np.ndarray, np.generic)):
-        arr = np.asarray(value)
-        if arr.size != 1:
-            raise ScalarShapeError(
-                f"{name}: expected a scalar (one element), got an array of shape {arr.shape}"
-            )
-        return _float(arr.reshape(()).item(), name)
-    if isinstance(value, (int, float)):  # subclasses of int/float (e.g. IntEnum)
-        return float(value)
+    if isinstance(x, np.ndarray):
+        return x
+    if np.isscalar(x):
+        return np.array([x])
+    if _is_torch_tensor(x):
+        import torch
+
+        if x.dtype == torch.bfloat16:
+            x = x.to(torch.float16)  # as torch's _prepare_pytorch: numpy has no bfloat16
+        return x.detach().cpu().numpy()
     raise UnsupportedValueError(
-        f"{name}: expected a number, numpy array or torch tensor, got {t.__name__}"
+        f"{name}: expected a number, numpy array or torch tensor, got {type(x).__name__}"
     )
 
 
-def _float(x: Any, name: str) -> float:
+def to_scalar(value: Any, name: str = "scalar_value") -> float:
+    """A float from anything torch's ``summary.scalar`` accepts.
+
+    torch runs ``make_np`` (numbers and strings numpy calls scalars, numpy
+    arrays, tensors; not lists), asserts one element and calls ``float``.
+
+    Raises:
+        ScalarShapeError: more than one element (torch: AssertionError).
+        UnsupportedValueError: not a scalar, array or tensor (torch: NotImplementedError).
+        ArgumentValueError / ArgumentTypeError / ArgumentRangeError: ``float()`` refuses it.
+    """
+    t = type(value)
     try:
-        return float(x)
-    except ValueError as exc:
-        raise ArgumentValueError(f"{name}: {exc}") from None
-    except TypeError as exc:
-        raise ArgumentTypeError(f"{name}: expected a real number: {exc}") from None
+        if t is float or t is int or t is bool:
+            return float(value)
+        arr = _make_np(value, name).squeeze()
+        if arr.ndim != 0:
+            raise ScalarShapeError(
+                f"{name}: expected a scalar (one element), got shape {tuple(arr.shape)}"
+            )
+        return float(arr)
+    except (ScalarShapeError, UnsupportedValueError):
+        raise
+    except Exception as exc:
+        reraise(exc, name, "a real number")
 
 
 def to_step(step: Any, name: str = "global_step") -> int | None:
@@ -77,45 +99,94 @@ def to_step(step: Any, name: str = "global_step") -> int | None:
     if step is None:
         return None
     try:
-        s = int(step.item()) if _is_torch_tensor(step) else int(step)
-    except (TypeError, ValueError) as exc:
-        raise ArgumentTypeError(f"{name}: expected an integer step, got {step!r} ({exc})") from None
-    if not INT64_MIN <= s <= INT64_MAX:
+        s = int(step)
+    except Exception as exc:
+        reraise(exc, name, "an integer step")
+    if not INT64_MIN <= s <= INT64_MAX:  # protobuf's int64 field raises ValueError
         raise ArgumentValueError(f"{name}: {s} does not fit in a signed 64-bit step")
     return s
 
 
 def to_walltime(walltime: Any, name: str = "walltime") -> float:
-    """Seconds since the epoch: now when ``walltime`` is None."""
+    """Seconds since the epoch: now when ``walltime`` is None.
+
+    Numbers only, as protobuf's double field takes them (a str is a TypeError).
+    """
     if walltime is None:
         return time.time()
+    if isinstance(walltime, (str, bytes)):
+        raise ArgumentTypeError(f"{name}: expected seconds since the epoch, got {walltime!r}")
     try:
         return float(walltime)
-    except (TypeError, ValueError):
-        raise ArgumentTypeError(
-            f"{name}: expected seconds since the epoch as a number, got {walltime!r}"
-        ) from None
+    except Exception as exc:
+        reraise(exc, name, "seconds since the epoch as a number")
 
 
 def to_tag(tag: Any, name: str = "tag") -> str:
+    """A tag as protobuf takes it: str, UTF-8 bytes, or None for the empty tag."""
     if isinstance(tag, str):
-        return str(tag)
-    raise ArgumentTypeError(f"{name}: expected str, got {type(tag).__name__}")
+        s = str(tag)
+    elif tag is None:
+        return ""
+    elif isinstance(tag, bytes):
+        try:
+            return tag.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ArgumentValueError(f"{name}: bytes that are not UTF-8 ({exc})") from None
+    else:
+        raise ArgumentTypeError(f"{name}: expected str, got {type(tag).__name__}")
+    check_utf8(s, name)
+    return s
+
+
+def to_str(value: Any, name: str) -> str:
+    """A str where torch concatenates the argument with a str (TypeError otherwise)."""
+    if not isinstance(value, str):
+        raise ArgumentTypeError(f"{name}: expected str, got {type(value).__name__}")
+    check_utf8(value, name)
+    return str(value)
+
+
+def to_purge_step(step: Any) -> int | None:
+    """purge_step goes straight into ``Event.step``: an integer (protobuf's TypeError otherwise)."""
+    if step is None:
+        return None
+    if not hasattr(step, "__index__"):
+        raise ArgumentTypeError(f"purge_step: expected an integer, got {type(step).__name__}")
+    s = step.__index__()
+    if not INT64_MIN <= s <= INT64_MAX:
+        raise ArgumentValueError(f"purge_step: {s} does not fit in a signed 64-bit step")
+    return int(s)
+
+
+def check_utf8(s: str, name: str) -> None:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ArgumentEncodingError(name, exc) from None
 
 
 def to_text(text: Any, name: str = "text_string") -> str:
-    if isinstance(text, str):
-        return str(text)
-    raise ArgumentTypeError(f"{name}: expected str, got {type(text).__name__}")
+    """A str (torch calls ``text.encode``: anything else is an AttributeError)."""
+    if not isinstance(text, str):
+        raise ArgumentAttributeError(f"{name}: expected str, got {type(text).__name__}")
+    check_utf8(text, name)
+    return str(text)
+
+
+def to_main_tag(tag: Any, name: str = "main_tag") -> str:
+    """add_scalars' main tag (torch calls ``main_tag.replace``: AttributeError otherwise)."""
+    if not isinstance(tag, str):
+        raise ArgumentAttributeError(f"{name}: expected str, got {type(tag).__name__}")
+    check_utf8(tag, name)
+    return str(tag)
 
 
 def to_log_dir(log_dir: Any) -> str:
-    try:
+    """A directory path; like torch, anything else is used as ``str(log_dir)``."""
+    if isinstance(log_dir, (str, os.PathLike)):
         return os.fspath(log_dir)  # type: ignore[no-any-return]
-    except TypeError:
-        raise ArgumentTypeError(
-            f"log_dir: expected a str or path, got {type(log_dir).__name__}"
-        ) from None
+    return str(log_dir)
 
 
 def to_queue_size(max_queue: Any) -> int:

@@ -5,7 +5,11 @@ The tree::
     SummarydError                       base of everything summaryd raises
     ├── InvalidArgumentError            bad argument to a public call
     │   ├── ArgumentTypeError           (also TypeError)  wrong type, e.g. a tag that is not str
+    │   │   └── ArgumentAttributeError  (also AttributeError) where torch calls a str or
+    │   │                               dict method on the argument and fails
     │   ├── ArgumentValueError          (also ValueError) right type, unusable value
+    │   ├── ArgumentRangeError          (also OverflowError) a number out of range
+    │   ├── ArgumentEncodingError       (also UnicodeEncodeError) text that is not UTF-8
     │   ├── ScalarShapeError            (also ValueError, AssertionError) more than one element
     │   │                               where torch asserts "scalar should be 0D"
     │   └── UnsupportedValueError       (also NotImplementedError) an object torch's make_np
@@ -36,8 +40,25 @@ class ArgumentTypeError(InvalidArgumentError, TypeError):
     """An argument has the wrong type."""
 
 
+class ArgumentAttributeError(ArgumentTypeError, AttributeError):
+    """An argument lacks what torch calls on it (a str or dict method): also AttributeError."""
+
+
 class ArgumentValueError(InvalidArgumentError, ValueError):
     """An argument has the right type but an unusable value."""
+
+
+class ArgumentRangeError(InvalidArgumentError, OverflowError):
+    """A number does not fit (a float beyond double range, a step beyond int64)."""
+
+
+class ArgumentEncodingError(InvalidArgumentError, UnicodeEncodeError):
+    """A string argument cannot be encoded as UTF-8 (e.g. a lone surrogate)."""
+
+    def __init__(self, name: str, exc: UnicodeEncodeError) -> None:
+        UnicodeEncodeError.__init__(
+            self, exc.encoding, exc.object, exc.start, exc.end, f"{name}: {exc.reason}"
+        )
 
 
 class ScalarShapeError(InvalidArgumentError, ValueError, AssertionError):

@@ -74,7 +74,7 @@ class SummaryWriter:
         if not log_dir:
             log_dir = _default_log_dir(str(comment))
         self.log_dir = log_dir
-        self.purge_step = convert.to_step(purge_step, "purge_step")
+        self.purge_step = convert.to_purge_step(purge_step)
         self.max_queue = max_queue
         self.flush_secs = flush_secs
         self.filename_suffix = filename_suffix
@@ -163,17 +163,25 @@ class SummaryWriter:
         if type(tag) is not str:
             tag = convert.to_tag(tag)
         t = type(scalar_value)
-        value = float(scalar_value) if t is float or t is int else convert.to_scalar(scalar_value)
+        try:
+            value = float(scalar_value) if t is float or t is int else convert.to_scalar(
+                scalar_value
+            )
+        except OverflowError as exc:  # int beyond double range, as float() raises
+            convert.reraise(exc, "scalar_value", "a real number")
         step = global_step
         if type(step) is not int or not _INT64_MIN <= step <= _INT64_MAX:
             step = convert.to_step(step)
         wt = time.time() if walltime is None else convert.to_walltime(walltime)
         if _client_mod._client is not self._client:
             self._open_main()
-        if new_style:
-            self._put((wire.SCALAR_T, self._wid, tag, value, step, wt, bool(double_precision)))
-        else:
-            self._put((_SCALAR, self._wid, tag, value, step, wt))
+        try:
+            if new_style:
+                self._put((wire.SCALAR_T, self._wid, tag, value, step, wt, bool(double_precision)))
+            else:
+                self._put((_SCALAR, self._wid, tag, value, step, wt))
+        except UnicodeEncodeError as exc:  # a lone surrogate in the tag; checked only here
+            convert.reraise(exc, "tag", "text that UTF-8 can encode")
 
     def add_scalars(
         self,
@@ -194,18 +202,27 @@ class SummaryWriter:
             global_step: Global step value to record.
             walltime: Optional override of the default walltime (``time.time()``).
         """
-        main_tag = convert.to_tag(main_tag, "main_tag")
+        main_tag = convert.to_main_tag(main_tag)
         if not hasattr(tag_scalar_dict, "items"):
-            raise convert.ArgumentTypeError(
+            raise convert.ArgumentAttributeError(
                 f"tag_scalar_dict: expected a dict of tag -> value, "
                 f"got {type(tag_scalar_dict).__name__}"
             )
+        items = list(tag_scalar_dict.items())
+        if not items:
+            return  # torch converts nothing when there is nothing to log
+        # Everything is checked before anything is written: a call that raises
+        # logs nothing (torch writes the keys before the bad one).
         wt = convert.to_walltime(walltime)
         step = convert.to_step(global_step)
-        values = [
-            (convert.to_tag(tag, "tag_scalar_dict key"), convert.to_scalar(v, f"tag_scalar_dict[{tag!r}]"))
-            for tag, v in tag_scalar_dict.items()
-        ]
+        values = []
+        for tag, v in items:
+            if not isinstance(tag, str):
+                raise convert.ArgumentTypeError(
+                    f"tag_scalar_dict: keys must be str, got {type(tag).__name__}"
+                )
+            convert.check_utf8(tag, "tag_scalar_dict key")
+            values.append((tag, convert.to_scalar(v, f"tag_scalar_dict[{tag!r}]")))
         c = self._current()
         base = self._log_dir_str + "/" + main_tag.replace("/", "_") + "_"
         for tag, value in values:
@@ -228,7 +245,7 @@ class SummaryWriter:
             global_step: Global step value to record.
             walltime: Optional override of the default walltime (``time.time()``).
         """
-        tag = convert.to_tag(tag)
+        tag = convert.to_str(tag, "tag")
         text = convert.to_text(text_string)
         step = convert.to_step(global_step)
         wt = convert.to_walltime(walltime)

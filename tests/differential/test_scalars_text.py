@@ -35,13 +35,13 @@ from ..conftest import DaemonEnv
 from .compare import (
     LIVE,
     Clock,
+    RunDir,
     accumulate,
     accumulator_view,
     assert_trees_equal,
     events_of,
     file_name_pattern,
     normalise,
-    read_tree,
 )
 
 pytestmark = [pytest.mark.differential, pytest.mark.integration]
@@ -112,7 +112,9 @@ def run_both(tmp_path: Path, calls: Calls, **kwargs: Any) -> tuple[Path, Path]:
     return roots
 
 
-def compare_calls(tmp_path: Path, calls: Calls, **kwargs: Any) -> tuple[Any, Any]:
+def compare_calls(
+    tmp_path: Path, calls: Calls, **kwargs: Any
+) -> tuple[dict[str, RunDir], dict[str, RunDir]]:
     clock = Clock()
     t, o = run_both(tmp_path, calls, **kwargs)
     return assert_trees_equal(t, o, clock, suffix=kwargs.get("filename_suffix"))
@@ -136,7 +138,8 @@ def test_default_log_dir(
 ) -> None:
     """log_dir=None (or ''): ``runs/<%b%d_%H-%M-%S>_<hostname><comment>`` under the cwd."""
     clock = Clock()
-    pattern = re.compile(r"runs/([A-Z][a-z]{2}\d{2}_\d{2}-\d{2}-\d{2})_" + re.escape(HOST + comment))
+    stamp = r"([A-Z][a-z]{2}\d{2}_\d{2}-\d{2}-\d{2})"
+    pattern = re.compile(r"runs/" + stamp + "_" + re.escape(HOST + comment))
     got = {}
     for name, impl in (("torch", TorchWriter), ("ours", OurWriter)):
         cwd = tmp_path / name
@@ -298,7 +301,8 @@ def test_add_scalar_value_kinds(daemon: DaemonEnv, tmp_path: Path) -> None:
     "value", [1.5, -2.0, 1e10, -3e38, 1e-7, 1e-30, 65504.0, 70000.0],
 )
 def test_add_scalar_bfloat16(shared_daemon: DaemonEnv, tmp_path: Path, value: float) -> None:
-    """torch logs a bfloat16 tensor through float16 (``_prepare_pytorch``): range and precision of float16."""
+    """torch logs a bfloat16 tensor through float16 (``_prepare_pytorch``): float16's
+    range and precision apply."""
     t = torch.tensor(value, dtype=torch.bfloat16)
     compare_calls(tmp_path, lambda w: w.add_scalar("bf16", t, 1))
 
@@ -323,7 +327,8 @@ def test_add_scalar_step_kinds(daemon: DaemonEnv, tmp_path: Path) -> None:
 def test_add_scalar_explicit_walltime(daemon: DaemonEnv, tmp_path: Path) -> None:
     walltimes: list[Any] = [
         WT_INT, WT_FLOAT, WT_FUTURE, 0, 0.0, -5.5, 1e-3, True,
-        np.float64(WT_FLOAT), np.float32(1.5e9), np.int64(12345), torch.tensor(1.25e9, dtype=torch.float64),
+        np.float64(WT_FLOAT), np.float32(1.5e9), np.int64(12345),
+        torch.tensor(1.25e9, dtype=torch.float64),
         float("inf"), float("nan"), None,
     ]
 
@@ -344,8 +349,8 @@ SPECIAL = [
     0.0, -0.0, float("nan"), -float("nan"), float("inf"), -float("inf"),
     1e300, -1e300, 3.4028234663852886e38, 3.4028235e38, 3.4028235677973366e38, -3.5e38,
     1e-40, -1e-45, 1e-50, -1e-50, 0.1, 16777217.0, 2.0**-149, 5e-324,
-    np.float64(1e300), np.float32(np.nan), np.float32(-0.0), torch.tensor(1e300, dtype=torch.float64),
-    torch.tensor(float("-inf")),
+    np.float64(1e300), np.float32(np.nan), np.float32(-0.0),
+    torch.tensor(1e300, dtype=torch.float64), torch.tensor(float("-inf")),
 ]
 
 
@@ -355,7 +360,9 @@ SPECIAL = [
      dict(double_precision=True)],
     ids=["simple_value", "new_style", "new_style_double", "double_only"],
 )
-def test_add_scalar_special_values(daemon: DaemonEnv, tmp_path: Path, style: dict[str, Any]) -> None:
+def test_add_scalar_special_values(
+    daemon: DaemonEnv, tmp_path: Path, style: dict[str, Any]
+) -> None:
     """NaN, inf, -0.0, values beyond float32 (-> inf), subnormals; bit-exact."""
 
     def calls(w: Any) -> None:
@@ -660,6 +667,12 @@ BAD_CALLS = [
     _bad("scalars-key-int", "tag_scalar_dict", lambda w: w.add_scalars("m", {5: 1.0}, 1)),
     _bad("scalars-walltime-x-empty-dict", "walltime",
          lambda w: w.add_scalars("m", {}, 1, walltime="x")),
+    # (torch opens the sub-run's file before these fail: see test_add_scalars_failing_midway)
+    _bad("scalars-value-None", "tag_scalar_dict", lambda w: w.add_scalars("m", {"a": None}, 1)),
+    _bad("scalars-value-zeros3", "tag_scalar_dict",
+         lambda w: w.add_scalars("m", {"a": np.zeros(3)}, 1)),
+    _bad("scalars-step-x", "global_step", lambda w: w.add_scalars("m", {"a": 1.0}, "x")),
+    _bad("scalars-walltime-x", "walltime", lambda w: w.add_scalars("m", {"a": 1.0}, 1, "x")),
     # add_text
     _bad("text-int", "text_string", lambda w: w.add_text("t", 5, 1)),
     _bad("text-None", "text_string", lambda w: w.add_text("t", None, 1)),
@@ -739,23 +752,28 @@ def test_rejected_calls_write_nothing(daemon: DaemonEnv, tmp_path: Path) -> None
     assert len(events_of(ref)) == 3
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="design: summaryd checks a whole add_scalars call before writing, so a call that "
+    "raises logs nothing; torch writes the keys before the bad one",
+)
 def test_add_scalars_failing_midway(daemon: DaemonEnv, tmp_path: Path) -> None:
-    """torch writes the keys before a bad value and opens the bad key's sub-run before failing."""
+    """torch writes the keys before a bad value, and opens the failing key's sub-run
+    (a file holding only its first event) before the value, step or wall time fails.
+    (The exception types are test_bad_input's business.)"""
     clock = Clock()
-    outcomes = []
+    failing: list[Calls] = [
+        lambda w: w.add_scalars("m", {"a": 1.0, "b": None, "c": 3.0}, 1),
+        lambda w: w.add_scalars("v", {"a": 1.0, "b": np.zeros(3)}, 1),
+        lambda w: w.add_scalars("wt", {"a": 1.0}, 1, walltime="x"),
+        lambda w: w.add_scalars("st", {"a": 1.0}, "x"),
+    ]
     for impl, root in ((TorchWriter, tmp_path / "torch"), (OurWriter, tmp_path / "ours")):
         w = impl(str(root))
-        got = [
-            _outcome(lambda w: w.add_scalars("m", {"a": 1.0, "b": None, "c": 3.0}, 1), w),
-            _outcome(lambda w: w.add_scalars("v", {"a": 1.0, "b": np.zeros(3)}, 1), w),
-            _outcome(lambda w: w.add_scalars("wt", {"a": 1.0}, 1, walltime="x"), w),
-            _outcome(lambda w: w.add_scalars("st", {"a": 1.0}, "x"), w),
-        ]
-        outcomes.append([type(e) for e in got])
+        for call in failing:
+            assert _outcome(call, w) is not None
         w.add_scalars("m", {"a": 2.0}, 2)
         w.close()
-    for t_exc, o_exc in zip(*outcomes, strict=True):
-        assert issubclass(o_exc, t_exc)
     assert_trees_equal(tmp_path / "torch", tmp_path / "ours", clock)
 
 
