@@ -341,9 +341,22 @@ class Core:
             raise ValueError(f"OPEN: invalid filename_suffix {suffix!r}")
         if type(max_queue) is not int or not isinstance(flush_secs, (int, float)):
             raise ValueError("OPEN: max_queue must be int and flush_secs a number")
-        if purge_step is not None and type(purge_step) is not int:
-            raise ValueError("OPEN: purge_step must be int or nil")
+        if purge_step is not None and (
+            type(purge_step) is not int or not -(1 << 63) <= purge_step < (1 << 63)
+        ):
+            raise ValueError("OPEN: purge_step must be an int64 or nil")
         walltime = float(walltime)
+        # Encode before touching any state: a record that fails leaves nothing behind.
+        header = frame(encode.file_header(walltime))
+        purge = (
+            [
+                # torch's purge pair: a version event and SessionLog.START at purge_step.
+                frame(encode.file_version(walltime, purge_step)),
+                frame(encode.session_start(walltime, purge_step)),
+            ]
+            if purge_step is not None
+            else []
+        )
         key = (log_dir, suffix)
         run = self.runs.get(key)
         if run is None:
@@ -352,15 +365,13 @@ class Core:
             run.latency = min(self.max_latency, max(0.0, float(flush_secs)))
             self.runs[key] = run
             self._actions.append(OpenFile(run.run_id, log_dir, suffix))
-            self._add(run, c, start, now, frame(encode.file_header(walltime)))
+            self._add(run, c, start, now, header)
         else:
             if max_queue > 0:
                 run.max_queue = min(run.max_queue, max_queue) if run.max_queue else max_queue
             run.latency = min(run.latency, max(0.0, float(flush_secs)))
-        if purge_step is not None:
-            # torch's purge pair: a version event and SessionLog.START at purge_step.
-            self._add(run, c, start, now, frame(encode.file_version(walltime, purge_step)))
-            self._add(run, c, start, now, frame(encode.session_start(walltime, purge_step)))
+        for data in purge:
+            self._add(run, c, start, now, data)
         run.writers.add((c.cid, wid))
         c.writers[wid] = run
 
