@@ -186,9 +186,17 @@ class Core:
         return c
 
     def records(self, cid: str, recs: list[tuple[int, int, bytes]], now: float) -> None:
-        """Feed records drained from a client's ring, in ring order."""
+        """Feed ``(start, end, payload)`` records drained from a client's ring, in order."""
+        if recs:
+            self.batch(cid, [r[0] for r in recs], [r[2] for r in recs], recs[-1][1], now)
+
+    def batch(
+        self, cid: str, starts: list[int], payloads: list[bytes], end: int, now: float
+    ) -> None:
+        """Feed records drained from a client's ring: their start positions and
+        payloads in ring order, and the position after the last one."""
         c = self.clients[cid]
-        if not recs:
+        if not payloads:
             return
         # The daemon's hot loop: locals only, one dict lookup per step.
         unpackb = msgpack.unpackb
@@ -197,7 +205,7 @@ class Core:
         unwritten = c.unwritten
         writers = c.writers
         n = 0
-        for start, _end, payload in recs:
+        for start, payload in zip(starts, payloads):
             try:
                 rec = unpackb(payload)
                 if type(rec) is not list:
@@ -224,7 +232,7 @@ class Core:
                     handler(c, rec, start, now)
             except Exception as exc:  # a bad record never stops the daemon
                 self._malformed(c, exc)
-        c.drained = recs[-1][1]
+        c.drained = end
         c.records += n
         self.records_total += n
         c.last_activity = now

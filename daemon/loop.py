@@ -336,15 +336,15 @@ class Daemon:
             if a.broken:
                 continue
             try:
-                recs = a.ring.read(DRAIN_BUDGET)
+                starts, payloads = a.ring.read_batch(DRAIN_BUDGET)
             except RingCorruptError as exc:
                 a.broken = True
                 log.warning("client %s (pid %d): %s; ignoring its ring", a.cid, a.ring.pid, exc)
                 self._execute([Notice(a.cid, "error", f"ring corrupt, no longer read: {exc}")])
                 continue
-            if recs:
+            if payloads:
                 any_records = True
-                self.core.records(a.cid, recs, now)
+                self.core.batch(a.cid, starts, payloads, a.ring.read_pos, now)
                 if a.ring.head - a.ring.tail > a.ring.capacity // 2:
                     self.core.pressure(a.cid)
         return any_records
@@ -362,13 +362,13 @@ class Daemon:
         if a is not None:
             while not a.broken:
                 try:
-                    recs = a.ring.read(DRAIN_BUDGET)
+                    starts, payloads = a.ring.read_batch(DRAIN_BUDGET)
                 except RingCorruptError as exc:
                     log.warning("client %s: %s", cid, exc)
                     break
-                if not recs:
+                if not payloads:
                     break
-                self.core.records(cid, recs, now)
+                self.core.batch(cid, starts, payloads, a.ring.read_pos, now)
         self.core.gone(cid, now)
 
     # -- actions -------------------------------------------------------------

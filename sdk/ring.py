@@ -168,48 +168,68 @@ class Ring:
         self._q[_TAIL] = pos
 
     def read(self, max_bytes: int) -> list[tuple[int, int, bytes]]:
+        """Records from ``read_pos`` up to head, as ``(start, end, payload)``.
+
+        The convenient form of ``read_batch`` (same limits, same errors).
+        """
+        pos = self.read_pos
+        starts, payloads = self.read_batch(max_bytes)
+        ends = starts[1:] + [self.read_pos] if starts else []
+        del pos
+        return list(zip(starts, ends, payloads))
+
+    def read_batch(self, max_bytes: int) -> tuple[list[int], list[bytes]]:
         """Records from ``read_pos`` up to head (about ``max_bytes`` at most).
 
-        Returns ``(start, end, payload)`` per record and advances ``read_pos``.
+        Returns the start position and the payload of each record, and
+        advances ``read_pos`` past them (the end of the last one).
 
         Raises:
-            RingCorruptError: a record's length or checksum is wrong; records
-                before it are still returned by the next call (read_pos stays
-                before the bad record).
+            RingCorruptError: a record's length or checksum is wrong; the
+                records before it are returned by the next call (read_pos
+                stays before the bad record).
         """
         head = int(self._q[_HEAD])
         pos = self.read_pos
         avail = head - pos
         if avail == 0:
-            return []
+            return [], []
         cap = self.capacity
         if avail < 0 or avail > cap or avail % ALIGN:
             raise RingCorruptError(f"ring head {head} inconsistent with position {pos}")
         avail = min(avail, max(max_bytes, ALIGN))
         region = self._copy(pos, avail)
-        out: list[tuple[int, int, bytes]] = []
+        size = len(region)
+        starts: list[int] = []
+        payloads: list[bytes] = []
+        add_start = starts.append
+        add_payload = payloads.append
         o = 0
         unpack = _REC.unpack_from
-        while o + RECORD_HEADER <= len(region):
+        # The daemon's inner loop: one pass, locals only.
+        while o + RECORD_HEADER <= size:
             n, crc = unpack(region, o)
-            total = (n + 15) & ~7
-            if o + total > len(region):
-                if o == 0 and pos + total <= head and total <= cap:
+            b = o + RECORD_HEADER
+            e = b + n
+            if e > size or n == 0:
+                if n == 0 or n + RECORD_HEADER > cap:
+                    self.read_pos = pos + o
+                    raise RingCorruptError(f"record at {pos + o} has invalid length {n}")
+                if o == 0 and pos + padded_size(n) <= head:
                     # One record larger than max_bytes: read it whole.
-                    region = self._copy(pos, total)
+                    region = self._copy(pos, padded_size(n))
+                    size = len(region)
                     continue
                 break
-            if n == 0 or total > cap:
-                self.read_pos = pos + o
-                raise RingCorruptError(f"record at {pos + o} has invalid length {n}")
-            payload = region[o + RECORD_HEADER : o + RECORD_HEADER + n]
+            payload = region[b:e]
             if crc32(payload) != crc:
                 self.read_pos = pos + o
                 raise RingCorruptError(f"record at {pos + o} fails its checksum")
-            out.append((pos + o, pos + o + total, payload))
-            o += total
-        self.read_pos = pos + o
-        return out
+            add_start(pos + o)
+            add_payload(payload)
+            o = (e + 7) & ~7
+        self.read_pos = pos + min(o, size)
+        return starts, payloads
 
     def _copy(self, pos: int, length: int) -> bytes:
         p = pos & self._mask
