@@ -22,10 +22,12 @@ dirs and rings whatever happens.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
 import platform
+import resource
 import secrets
 import shutil
 import signal
@@ -105,6 +107,7 @@ def worker_latency(a: argparse.Namespace) -> dict[str, Any]:
     pc = time.perf_counter_ns
     tag = "train/loss"
     d0 = daemon.cpu_times() if daemon else None
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     c0 = time.process_time()
     t0 = time.perf_counter()
     for i in range(n):
@@ -113,6 +116,7 @@ def worker_latency(a: argparse.Namespace) -> dict[str, Any]:
         lat[i] = pc() - s
     t_loop = time.perf_counter()
     c_loop = time.process_time()
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
     dropped = _dropped(a.writer, w)
     w.close()  # flushes: torch/tbX join their writer thread, summaryd waits for the ack
     t_close = time.perf_counter()
@@ -144,6 +148,9 @@ def worker_latency(a: argparse.Namespace) -> dict[str, Any]:
         "cpu_loop_us_per_event": (c_loop - c0) / n * 1e6,
         "cpu_us_per_event": (c1 - c0) / n * 1e6,
         "timer_overhead_us": cal[len(cal) // 2] / 1000.0,
+        # off-CPU time in the loop: preempted (involuntary) or blocked (voluntary)
+        "loop_involuntary_switches": ru1.ru_nivcsw - ru0.ru_nivcsw,
+        "loop_voluntary_switches": ru1.ru_nvcsw - ru0.ru_nvcsw,
         "dropped": dropped,
     }
     if daemon is not None:
@@ -291,10 +298,8 @@ class Daemon:
         except (OSError, ValueError):
             pass
         for pid in pids + others:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         if self.proc is not None:
             try:
                 self.proc.wait(30)
@@ -310,10 +315,8 @@ class Daemon:
                 os.kill(pid, signal.SIGKILL)
         for name in os.listdir("/dev/shm"):
             if name.startswith(self.prefix + "."):
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join("/dev/shm", name))
-                except FileNotFoundError:
-                    pass
         shutil.rmtree(self.runtime, ignore_errors=True)
 
 
@@ -483,6 +486,7 @@ def run_throughput(writer: str, procs: int, k: int, tmp: Path, prefix: str) -> d
         "procs": procs,
         "k": k,
         "elapsed_s": elapsed,
+        "t0_ns": t0,  # barrier release, time.monotonic_ns()
         "events_per_s": expected / elapsed,
         "release_skew_ms": (max(r["t_start"] for r in results) - t0) / 1e6,
         "log_loop_s": max(r["t_logged"] - t0 for r in results) / 1e9,
@@ -562,6 +566,12 @@ def report(res: dict[str, Any]) -> str:
     ))
     out.append(f"(timer overhead per call ≈ {lat['summaryd']['timer_overhead_us']:.2f} µs, "
                "included in the latencies and in CPU)")
+    out.append("loop wall vs CPU per call (the difference is time off the CPU), context "
+               "switches in the loop (involuntary = preempted / voluntary = blocked):")
+    for r in res["latency"]:
+        out.append(f"  {r['writer']:<12} wall {r['loop_wall_s'] / r['n'] * 1e6:7.2f} µs, "
+                   f"CPU {r['cpu_loop_us_per_event']:7.2f} µs, switches "
+                   f"{r['loop_involuntary_switches']} / {r['loop_voluntary_switches']}")
     out.append("")
     out.append(f"2. aggregate throughput: P processes × K={cfg['k']} scalars into one log dir, "
                "barrier → all events on disk; read back with TensorBoard's RawEventFileLoader")
@@ -631,7 +641,16 @@ def machine() -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     vers = ", ".join(f"{m} {version(m)}" for m in ("summaryd", "torch", "tensorboardX",
                                                     "tensorboard"))
-    return (f"{platform.machine()}, {os.cpu_count()} cores, load {load}; "
+    try:
+        git = ["git", "-C", str(HERE.parent.parent)]
+        rev = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "sdk", "daemon", "proto"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        rev = f"commit {rev}{' + uncommitted changes in sdk/daemon/proto' if dirty else ''}; "
+    except (OSError, subprocess.CalledProcessError):
+        rev = ""
+    return (f"{rev}{platform.machine()}, {os.cpu_count()} cores, load {load}; "
             f"Python {platform.python_version()}, {vers}")
 
 
@@ -673,10 +692,8 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         for name in os.listdir("/dev/shm"):
             if name.startswith(prefix):
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join("/dev/shm", name))
-                except FileNotFoundError:
-                    pass
     print(report(res))
     print(f"\n(total {res['wall_s']:.0f} s)")
     if a.json:

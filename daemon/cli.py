@@ -132,28 +132,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
-        format="%(levelname)s %(message)s" if args.foreground else
-        "%(asctime)s %(process)d %(levelname)s %(message)s",
+        format="%(levelname)s %(message)s"
+        if args.foreground
+        else "%(asctime)s %(process)d %(levelname)s %(message)s",
         stream=sys.stderr,
     )
     loc = locations()
     if not args.foreground and not args.spawned:
         # Detach: re-run in the foreground in a new session, return once it answers.
-        cmd = [sys.executable, "-m", "summaryd.daemon", "serve", "--foreground",
-               "--log-level", args.log_level]
+        cmd = [
+            sys.executable,
+            "-m",
+            "summaryd.daemon",
+            "serve",
+            "--foreground",
+            "--log-level",
+            args.log_level,
+        ]
         if args.idle_exit is not None:
             cmd += ["--idle-exit", str(args.idle_exit)]
         from summaryd.paths import ensure_runtime_dir
 
         ensure_runtime_dir(loc.runtime_dir)
         with open(loc.log_path, "ab") as logf:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True
+            )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                print(f"summaryd: the daemon exited ({proc.returncode}); see {loc.log_path}",
-                      file=sys.stderr)
+                print(
+                    f"summaryd: the daemon exited ({proc.returncode}); see {loc.log_path}",
+                    file=sys.stderr,
+                )
                 return 1
             try:
                 st = request(loc, {"t": "status"}, timeout=0.5)
@@ -170,8 +181,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         idle = 60.0  # a daemon nobody asked for goes away when nobody uses it
     if idle is not None and idle <= 0:
         idle = None
-    latency = args.max_latency if args.max_latency is not None else (
-        _env_float("SUMMARYD_MAX_LATENCY") or 1.0
+    latency = (
+        args.max_latency
+        if args.max_latency is not None
+        else (_env_float("SUMMARYD_MAX_LATENCY") or 1.0)
     )
     daemon = Daemon(loc, idle_exit=idle, max_latency=latency, lock_fd=args.lock_fd)
     try:
@@ -192,20 +205,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"summaryd {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="run the daemon",
-                       description="Run the daemon. Without --foreground it detaches and "
-                       "returns once the daemon answers.")
-    s.add_argument("--foreground", action="store_true",
-                   help="stay attached to the terminal (systemd, debugging); never idle-exits "
-                   "unless --idle-exit is given")
-    s.add_argument("--idle-exit", type=float, default=None, metavar="SECS",
-                   help="exit after SECS with no clients (env SUMMARYD_IDLE_EXIT; 0 = never)")
-    s.add_argument("--max-latency", type=float, default=None, metavar="SECS",
-                   help="longest an event waits before it is written (env "
-                   "SUMMARYD_MAX_LATENCY, default 1)")
-    s.add_argument("--log-level", default=os.environ.get("SUMMARYD_LOG_LEVEL", "info"),
-                   choices=["debug", "info", "warning", "error"],
-                   help="log level (env SUMMARYD_LOG_LEVEL, default info)")
+    s = sub.add_parser(
+        "serve",
+        help="run the daemon",
+        description="Run the daemon. Without --foreground it detaches and "
+        "returns once the daemon answers.",
+    )
+    s.add_argument(
+        "--foreground",
+        action="store_true",
+        help="stay attached to the terminal (systemd, debugging); never idle-exits "
+        "unless --idle-exit is given",
+    )
+    s.add_argument(
+        "--idle-exit",
+        type=float,
+        default=None,
+        metavar="SECS",
+        help="exit after SECS with no clients (env SUMMARYD_IDLE_EXIT; 0 = never)",
+    )
+    s.add_argument(
+        "--max-latency",
+        type=float,
+        default=None,
+        metavar="SECS",
+        help="longest an event waits before it is written (env SUMMARYD_MAX_LATENCY, default 1)",
+    )
+    s.add_argument(
+        "--log-level",
+        default=os.environ.get("SUMMARYD_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="log level (env SUMMARYD_LOG_LEVEL, default info)",
+    )
     s.add_argument("--spawned", action="store_true", help=argparse.SUPPRESS)
     s.add_argument("--lock-fd", type=int, default=None, help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_serve)

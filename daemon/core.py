@@ -12,8 +12,13 @@ a file, remove a ring.
 *Runs.*  One run per ``(log_dir, filename_suffix)``, shared by every writer of
 every client that logs there, backed by one event file at a time.  A run
 opens when its first writer sends OPEN (the file starts with torch's
-``brain.Event:2`` record) and closes when its last writer sends CLOSE or its
-client is gone.  Re-opening later starts a new file, as torch does.
+``brain.Event:2`` record).  When its last writer closes (CLOSE, or its client
+is gone) the run's records are written at once, but the file stays open for
+``linger`` seconds: ranks of one job start and finish at different moments,
+and a process that opens the run meanwhile joins the same file instead of
+starting a second one (records from different rings are drained in no
+particular order, so "last writer" is only known after a while).  A writer
+that closes and opens again from the same process gets a new file, as torch.
 
 *Batching and latency.*  Encoded records wait in their run's buffer and are
 appended in one write when the first of these holds: ``max_queue`` records
@@ -59,6 +64,7 @@ from .tfrecord import frame
 WRITE_CHUNK = 1 << 20
 NOTICE_LIMIT = 20
 DEFAULT_MAX_LATENCY = 1.0
+DEFAULT_LINGER = 5.0
 
 
 # -- actions -------------------------------------------------------------------
@@ -129,6 +135,9 @@ class Run:
     records_written: int = 0
     bytes_written: int = 0
     last_write: float | None = None
+    # Set while the run has no writers and waits ``linger`` seconds before closing.
+    idle_since: float | None = None
+    closed_by: str | None = None
 
 
 @dataclass(eq=False)
@@ -155,8 +164,11 @@ class Client:
 class Core:
     """Records in, file bytes and acknowledgements out; see the module docstring."""
 
-    def __init__(self, max_latency: float = DEFAULT_MAX_LATENCY) -> None:
+    def __init__(
+        self, max_latency: float = DEFAULT_MAX_LATENCY, linger: float = DEFAULT_LINGER
+    ) -> None:
         self.max_latency = max_latency
+        self.linger = linger
         self.clients: dict[str, Client] = {}
         self.runs: dict[tuple[str, str], Run] = {}
         self._run_ids = 0
@@ -172,8 +184,15 @@ class Core:
     # -- inputs ------------------------------------------------------------
 
     def hello(
-        self, cid: str, pid: int, start: int, ring: str, now: float, *,
-        tail: int = 0, argv: list[str] | None = None,
+        self,
+        cid: str,
+        pid: int,
+        start: int,
+        ring: str,
+        now: float,
+        *,
+        tail: int = 0,
+        argv: list[str] | None = None,
     ) -> Client:
         """Register a client (idempotent: a repeated hello changes nothing)."""
         c = self.clients.get(cid)
@@ -205,11 +224,11 @@ class Core:
         unwritten = c.unwritten
         writers = c.writers
         n = 0
-        for start, payload in zip(starts, payloads):
+        for start, payload in zip(starts, payloads, strict=True):
             try:
                 rec = unpackb(payload)
-                if type(rec) is not list:
-                    raise ValueError("record is not an array")
+                if type(rec) is not list or not rec or type(rec[0]) is not int:
+                    raise ValueError("record is not an array led by an int kind")
                 enc = encoders.get(rec[0])
                 if enc is not None:
                     run = writers.get(rec[1])
@@ -274,6 +293,9 @@ class Core:
 
     def tick(self, now: float) -> list[Action]:
         """Writes that are due, then tails, acknowledgements and removals."""
+        for run in list(self.runs.values()):
+            if run.idle_since is not None and now - run.idle_since >= self.linger:
+                self._end_run(run)
         actions, self._actions = self._actions, []
         forced: set[int] = set()
         for c in self.clients.values():
@@ -286,7 +308,7 @@ class Core:
                 run.run_id in forced
                 or (run.max_queue and len(run.pending) >= run.max_queue)
                 or now - run.oldest >= run.latency
-                or (len(run.pending) > 1000 and sum(map(len, run.pending)) >= WRITE_CHUNK)
+                or sum(map(len, run.pending)) >= WRITE_CHUNK
             ):
                 actions.extend(self._write(run, now))
         for cid, c in list(self.clients.items()):
@@ -311,24 +333,38 @@ class Core:
     def next_deadline(self) -> float | None:
         """When ``tick`` next has a write to do without new input (None: never)."""
         due = [r.oldest + r.latency for r in self.runs.values() if r.pending]
+        due += [r.idle_since + self.linger for r in self.runs.values() if r.idle_since is not None]
         return min(due) if due else None
 
     def status(self) -> dict[str, Any]:
         return {
             "clients": [
                 {
-                    "sid": c.cid, "pid": c.pid, "ring": c.ring, "argv": c.argv,
-                    "writers": len(c.writers), "records": c.records, "malformed": c.malformed,
-                    "tail": c.tail, "drained": c.drained, "last_activity": c.last_activity,
+                    "sid": c.cid,
+                    "pid": c.pid,
+                    "ring": c.ring,
+                    "argv": c.argv,
+                    "writers": len(c.writers),
+                    "records": c.records,
+                    "malformed": c.malformed,
+                    "tail": c.tail,
+                    "drained": c.drained,
+                    "last_activity": c.last_activity,
                 }
                 for c in self.clients.values()
             ],
             "runs": [
                 {
-                    "run_id": r.run_id, "log_dir": r.log_dir, "suffix": r.suffix,
-                    "writers": len(r.writers), "records": r.records_written,
-                    "bytes": r.bytes_written, "pending": len(r.pending),
-                    "last_write": r.last_write, "opened_at": r.opened_at,
+                    "run_id": r.run_id,
+                    "log_dir": r.log_dir,
+                    "suffix": r.suffix,
+                    "writers": len(r.writers),
+                    "records": r.records_written,
+                    "bytes": r.bytes_written,
+                    "pending": len(r.pending),
+                    "last_write": r.last_write,
+                    "opened_at": r.opened_at,
+                    "idle_since": r.idle_since,
                 }
                 for r in self.runs.values()
             ],
@@ -367,6 +403,13 @@ class Core:
         )
         key = (log_dir, suffix)
         run = self.runs.get(key)
+        if run is not None and run.idle_since is not None:
+            if run.closed_by == c.cid:
+                # The same process re-opens what it closed: a new file, as torch.
+                self._end_run(run)
+                run = None
+            else:
+                run.idle_since = run.closed_by = None
         if run is None:
             self._run_ids += 1
             run = Run(self._run_ids, log_dir, suffix, now, max_queue=max_queue)
@@ -391,8 +434,12 @@ class Core:
         run.writers.discard((c.cid, wid))
         if not run.writers:
             self._actions.extend(self._write(run, now))
-            self._actions.append(CloseFile(run.run_id))
-            del self.runs[(run.log_dir, run.suffix)]
+            run.idle_since = now
+            run.closed_by = c.cid
+
+    def _end_run(self, run: Run) -> None:
+        self._actions.append(CloseFile(run.run_id))
+        del self.runs[(run.log_dir, run.suffix)]
 
     def _add(self, run: Run, c: Client, start: int, now: float, data: bytes) -> None:
         if not run.pending:

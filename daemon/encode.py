@@ -79,17 +79,28 @@ def scalar(rec: list[Any]) -> bytes:
     _, _wid, tag, value, step, walltime = rec
     part = _tag_parts.get(tag) or _tag_part(tag)
     try:
+        wall = _WALL.pack(9, walltime)
         f = _F32.pack(value)
     except OverflowError:
         # protobuf stores a float field as a C cast from double: +-inf beyond range.
         f = _F32.pack(math.copysign(math.inf, value))
+    except struct.error:  # not a number; struct.error is neither TypeError nor ValueError
+        raise TypeError("SCALAR: value and walltime must be numbers") from None
     if step:
         if type(step) is not int or not -(1 << 63) <= step < (1 << 63):
             raise TypeError(f"step must be int64 or nil, got {step!r}")
-        return b"".join((_WALL.pack(9, walltime), b"\x10", _varint(step), part, f))
+        return b"".join((wall, b"\x10", _varint(step), part, f))
     if step is not None and step != 0:
         raise TypeError(f"step must be int64 or nil, got {step!r}")
-    return b"".join((_WALL.pack(9, walltime), part, f))
+    return b"".join((wall, part, f))
+
+
+def _check_fields(kind: str, tag: Any, walltime: Any, value: Any = 0.0) -> None:
+    """The wire types: tag str, value and walltime numbers (float() would parse "1.5")."""
+    if type(tag) is not str:
+        raise TypeError(f"{kind}: tag must be str, got {type(tag).__name__}")
+    if type(walltime) not in (int, float) or type(value) not in (int, float, bool):
+        raise TypeError(f"{kind}: value and walltime must be numbers")
 
 
 def _message_event(walltime: float, step: int | None, **fields: Any) -> bytes:
@@ -107,14 +118,17 @@ def scalar_tensor(rec: list[Any]) -> bytes:
     TensorBoard's loaders, a float64 one only in the Python loader.
     """
     _, _wid, tag, value, step, walltime, double = rec
+    _check_fields("SCALAR_T", tag, walltime, value)
     _check_step(step)
     if double:
         tensor = tensor_pb2.TensorProto(
-            double_val=[float(value)], dtype=tensor_pb2.DT_DOUBLE,
+            double_val=[float(value)],
+            dtype=tensor_pb2.DT_DOUBLE,
         )
     else:
         tensor = tensor_pb2.TensorProto(
-            float_val=[float(value)], dtype=tensor_pb2.DT_FLOAT,
+            float_val=[float(value)],
+            dtype=tensor_pb2.DT_FLOAT,
         )
     meta = summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
@@ -130,6 +144,7 @@ def text(rec: list[Any]) -> bytes:
     _, _wid, tag, body, step, walltime = rec
     if type(tag) is not str or type(body) is not str:
         raise TypeError("TEXT: tag and text must be str")
+    _check_fields("TEXT", tag, walltime)
     _check_step(step)
     meta = summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(
@@ -155,7 +170,9 @@ SOURCE_WRITER = "tensorboard.summary.writer.event_file_writer"
 def file_header(walltime: float) -> bytes:
     """The ``brain.Event:2`` record every event file starts with, as torch writes it."""
     return _message_event(
-        walltime, None, file_version=FILE_VERSION,
+        walltime,
+        None,
+        file_version=FILE_VERSION,
         source_metadata=event_pb2.SourceMetadata(writer=SOURCE_WRITER),
     )
 

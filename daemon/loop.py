@@ -127,7 +127,10 @@ class Daemon:
             self._scan(time.monotonic())
             log.info(
                 "summaryd %s serving on %s (pid %d, %d ring(s) adopted)",
-                __version__, self.loc.endpoint, self.pid, len(self.attached),
+                __version__,
+                self.loc.endpoint,
+                self.pid,
+                len(self.attached),
             )
             notify.send("READY=1", f"STATUS=serving on {self.loc.endpoint}", f"MAINPID={self.pid}")
             self._run()
@@ -274,23 +277,33 @@ class Daemon:
 
     def _hello(self, identity: bytes, msg: dict[str, Any], now: float) -> None:
         if msg["v"] != wire.PROTOCOL_VERSION:
-            self._reply(identity, {
-                "t": "notice", "level": "error",
-                "msg": f"protocol version {msg['v']} is not supported; this daemon speaks "
-                       f"{wire.PROTOCOL_VERSION} (summaryd {__version__}); restart it",
-            })
+            self._reply(
+                identity,
+                {
+                    "t": "notice",
+                    "level": "error",
+                    "msg": f"protocol version {msg['v']} is not supported; this daemon speaks "
+                    f"{wire.PROTOCOL_VERSION} (summaryd {__version__}); restart it",
+                },
+            )
             return
         sid = msg["sid"]
         if sid not in self.attached:
             name = self.loc.ring_name(msg["pid"], sid)
             if msg["ring"] != name or not self._attach(name, now, argv=msg["argv"]):
-                self._reply(identity, {
-                    "t": "notice", "level": "error", "msg": f"ring {msg['ring']!r} refused",
-                })
+                self._reply(
+                    identity,
+                    {
+                        "t": "notice",
+                        "level": "error",
+                        "msg": f"ring {msg['ring']!r} refused",
+                    },
+                )
                 return
         a = self.attached[sid]
-        self.core.hello(sid, msg["pid"], msg["start"], msg["ring"], now,
-                        argv=[str(x) for x in msg["argv"]])
+        self.core.hello(
+            sid, msg["pid"], msg["start"], msg["ring"], now, argv=[str(x) for x in msg["argv"]]
+        )
         a.identity = identity
         self.by_identity[identity] = sid
         self._reply(identity, {"t": "welcome", "v": wire.PROTOCOL_VERSION, "pid": self.pid})
@@ -314,8 +327,13 @@ class Daemon:
             return False
         self.attached[sid] = Attached(sid, ring, path)
         self.core.hello(
-            sid, ring.pid, ring.start_ticks, name, now,
-            tail=ring.tail, argv=[str(x) for x in (argv or [])],
+            sid,
+            ring.pid,
+            ring.start_ticks,
+            name,
+            now,
+            tail=ring.tail,
+            argv=[str(x) for x in (argv or [])],
         )
         return True
 
@@ -326,9 +344,12 @@ class Daemon:
         except OSError:
             return
         for name in names:
-            if self.loc.is_ring_name(name) and self.loc.ring_path(name) not in known:
-                if name not in self._rejected:
-                    self._attach(name, now)
+            if (
+                self.loc.is_ring_name(name)
+                and self.loc.ring_path(name) not in known
+                and name not in self._rejected
+            ):
+                self._attach(name, now)
 
     def _drain(self, now: float) -> bool:
         any_records = False
@@ -388,7 +409,7 @@ class Daemon:
                 a = self.attached.get(act.cid)
                 if a is not None:
                     a.ring.set_tail(act.pos)
-            elif isinstance(act, Ack) or isinstance(act, Notice):
+            elif isinstance(act, (Ack, Notice)):
                 a = self.attached.get(act.cid)
                 if a is not None and a.identity is not None:
                     if isinstance(act, Ack):
@@ -440,15 +461,21 @@ class Daemon:
         return {
             "t": "status",
             "daemon": {
-                "pid": self.pid, "version": __version__, "uptime": time.time() - self.started,
-                "socket": self.loc.socket_path, "runtime_dir": self.loc.runtime_dir,
-                "ring_prefix": self.loc.ring_prefix, "idle_exit": self.idle_exit,
+                "pid": self.pid,
+                "version": __version__,
+                "uptime": time.time() - self.started,
+                "socket": self.loc.socket_path,
+                "runtime_dir": self.loc.runtime_dir,
+                "ring_prefix": self.loc.ring_prefix,
+                "idle_exit": self.idle_exit,
                 "file_errors": self.file_errors,
             },
             "clients": st["clients"],
             "runs": st["runs"],
             "totals": {
-                "records": st["records"], "bytes": st["bytes"], "malformed": st["malformed"],
+                "records": st["records"],
+                "bytes": st["bytes"],
+                "malformed": st["malformed"],
                 "dropped": sum(c.get("dropped", 0) for c in st["clients"]),
             },
         }

@@ -50,11 +50,13 @@ def _header(n: int) -> bytes:
 def frame(data: bytes) -> bytes:
     """One TFRecord holding ``data``."""
     c = crc32c(data)
-    return b"".join((
-        _headers.get(len(data)) or _header(len(data)),
-        data,
-        _u32.pack((((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF),
-    ))
+    return b"".join(
+        (
+            _headers.get(len(data)) or _header(len(data)),
+            data,
+            _u32.pack((((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF),
+        )
+    )
 
 
 def whole_records_length(buf: bytes) -> int:

@@ -18,7 +18,6 @@ from .errors import (
     SummarydError,
     SummarydWarning,
     UnsupportedValueError,
-    WriterClosedError,
 )
 from .writer import SummaryWriter
 
@@ -36,6 +35,5 @@ __all__ = [
     "SummarydError",
     "SummarydWarning",
     "UnsupportedValueError",
-    "WriterClosedError",
     "__version__",
 ]

@@ -356,6 +356,10 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_at_exit)
 
 __all__ = [
-    "Client", "ClientStatistics", "current_client", "get_client", "register_exit_flush",
+    "Client",
+    "ClientStatistics",
+    "current_client",
+    "get_client",
+    "register_exit_flush",
     "shutdown_client",
 ]

@@ -9,12 +9,11 @@ The tree::
     │   │                               dict method on the argument and fails
     │   ├── ArgumentValueError          (also ValueError) right type, unusable value
     │   ├── ArgumentRangeError          (also OverflowError) a number out of range
-    │   ├── ArgumentEncodingError       (also UnicodeEncodeError) text that is not UTF-8
+    │   ├── ArgumentEncodingError       (also UnicodeEncodeError) text UTF-8 cannot encode
     │   ├── ScalarShapeError            (also ValueError, AssertionError) more than one element
     │   │                               where torch asserts "scalar should be 0D"
     │   └── UnsupportedValueError       (also NotImplementedError) an object torch's make_np
     │                                   refuses (neither number, array nor tensor)
-    ├── WriterClosedError               reserved: summaryd writers re-open after close(), as torch's do
     ├── DaemonUnavailableError          no daemon answered within the bound (CLI, explicit waits)
     ├── ProtocolError                   a message or ring record that does not decode
     └── RuntimeDirError                 the runtime directory is unsafe (symlink, other owner, mode)
@@ -22,7 +21,8 @@ The tree::
 Logging calls never raise because the daemon is slow or gone: they warn
 (``SummarydWarning`` and its subclasses) and count what they drop.  The
 argument errors subclass the builtin that torch raises for the same input, so
-code written against torch keeps catching them.
+code written against torch keeps catching them.  There is no "writer closed"
+error: like torch's, a closed writer re-opens when it is used again.
 """
 
 from __future__ import annotations
@@ -67,10 +67,6 @@ class ScalarShapeError(InvalidArgumentError, ValueError, AssertionError):
 
 class UnsupportedValueError(InvalidArgumentError, NotImplementedError):
     """A value is neither a number, an array nor a tensor (torch: NotImplementedError)."""
-
-
-class WriterClosedError(SummarydError):
-    """The object was closed by its owner and cannot be used again."""
 
 
 class DaemonUnavailableError(SummarydError):

@@ -123,6 +123,8 @@ class Ring:
 
         def put(payload: bytes) -> bool:
             n = len(payload)
+            if not n:
+                raise ValueError("an empty record cannot be told from a corrupt one")
             total = (n + 15) & ~7  # padded_size, inlined
             head = q[_HEAD]
             if head + total - q[_TAIL] > cap:
@@ -172,11 +174,9 @@ class Ring:
 
         The convenient form of ``read_batch`` (same limits, same errors).
         """
-        pos = self.read_pos
         starts, payloads = self.read_batch(max_bytes)
         ends = starts[1:] + [self.read_pos] if starts else []
-        del pos
-        return list(zip(starts, ends, payloads))
+        return list(zip(starts, ends, payloads, strict=True))
 
     def read_batch(self, max_bytes: int) -> tuple[list[int], list[bytes]]:
         """Records from ``read_pos`` up to head (about ``max_bytes`` at most).
@@ -211,24 +211,30 @@ class Ring:
             n, crc = unpack(region, o)
             b = o + RECORD_HEADER
             e = b + n
-            if e > size or n == 0:
-                if n == 0 or n + RECORD_HEADER > cap:
-                    self.read_pos = pos + o
-                    raise RingCorruptError(f"record at {pos + o} has invalid length {n}")
-                if o == 0 and pos + padded_size(n) <= head:
+            end = (e + 7) & ~7
+            if n == 0 or pos + end > head:
+                # head only moves past whole records: this length is corrupt.
+                self.read_pos = pos + o
+                if starts:
+                    return starts, payloads  # deliver the good ones; the next call raises
+                raise RingCorruptError(f"record at {pos + o} has invalid length {n}")
+            if end > size:
+                if o == 0:
                     # One record larger than max_bytes: read it whole.
-                    region = self._copy(pos, padded_size(n))
+                    region = self._copy(pos, end)
                     size = len(region)
                     continue
                 break
             payload = region[b:e]
             if crc32(payload) != crc:
                 self.read_pos = pos + o
+                if starts:
+                    return starts, payloads
                 raise RingCorruptError(f"record at {pos + o} fails its checksum")
             add_start(pos + o)
             add_payload(payload)
-            o = (e + 7) & ~7
-        self.read_pos = pos + min(o, size)
+            o = end
+        self.read_pos = pos + o
         return starts, payloads
 
     def _copy(self, pos: int, length: int) -> bytes:
@@ -286,8 +292,7 @@ def open_ring(path: str) -> Ring:
             raise RingCorruptError(f"{path}: not a 0600 regular file owned by this user")
         if st.st_size < HEADER_SIZE:
             raise RingCorruptError(f"{path}: too small for a ring header")
-        with open(path, "rb", buffering=0) as f:
-            fixed = f.read(_FIXED.size)
+        fixed = os.pread(fd, _FIXED.size, 0)
         magic, version, hdr, cap, _pid, _start, _session = _FIXED.unpack(fixed)
         if magic != MAGIC or version != RING_VERSION or hdr != HEADER_SIZE:
             raise RingCorruptError(f"{path}: bad magic or version")

@@ -63,8 +63,15 @@ def ensure_daemon(loc: Locations) -> int | None:
         log = os.open(loc.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "summaryd.daemon", "serve", "--spawned",
-                 "--lock-fd", str(fd)],
+                [
+                    sys.executable,
+                    "-m",
+                    "summaryd.daemon",
+                    "serve",
+                    "--spawned",
+                    "--lock-fd",
+                    str(fd),
+                ],
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
                 stdout=log,

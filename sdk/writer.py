@@ -102,8 +102,14 @@ class SummaryWriter:
         wid = c.new_wid()
         c.put(
             (
-                wire.OPEN, wid, abspath, self._suffix,
-                self._queue, self._flush, purge_step, time.time(),
+                wire.OPEN,
+                wid,
+                abspath,
+                self._suffix,
+                self._queue,
+                self._flush,
+                purge_step,
+                time.time(),
             )
         )
         self._wids[path] = wid
@@ -164,8 +170,8 @@ class SummaryWriter:
             tag = convert.to_tag(tag)
         t = type(scalar_value)
         try:
-            value = float(scalar_value) if t is float or t is int else convert.to_scalar(
-                scalar_value
+            value = (
+                float(scalar_value) if t is float or t is int else convert.to_scalar(scalar_value)
             )
         except OverflowError as exc:  # int beyond double range, as float() raises
             convert.reraise(exc, "scalar_value", "a real number")

@@ -17,8 +17,13 @@ pytestmark = pytest.mark.integration
 
 
 def summaryd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "summaryd.daemon", *args], env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "summaryd.daemon", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_status_without_daemon_exits_3(daemon_env: DaemonEnv) -> None:

@@ -21,9 +21,7 @@ PEERS = Path(__file__).resolve().parent.parent / "peers"
 
 def scalar_points(log_dir: Path) -> Counter[tuple[str, int]]:
     """(tag, step) -> how many times it is in the run, as TensorBoard reads it."""
-    return Counter(
-        (v.tag, e.step) for e in read_events(log_dir) for v in e.summary.value
-    )
+    return Counter((v.tag, e.step) for e in read_events(log_dir) for v in e.summary.value)
 
 
 def event_files(log_dir: Path) -> list[Path]:
@@ -31,7 +29,9 @@ def event_files(log_dir: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("n", [1, 5, 100, 5000])
-def test_sigkill_right_after_logging_loses_nothing(daemon: DaemonEnv, tmp_path: Path, n: int) -> None:
+def test_sigkill_right_after_logging_loses_nothing(
+    daemon: DaemonEnv, tmp_path: Path, n: int
+) -> None:
     log_dir = tmp_path / "run"
     env = daemon.env | {"PEER_LOG_DIR": str(log_dir), "PEER_N": str(n)}
     proc = subprocess.run([sys.executable, str(PEERS / "kill_after_logging.py")], env=env)
@@ -42,7 +42,9 @@ def test_sigkill_right_after_logging_loses_nothing(daemon: DaemonEnv, tmp_path: 
     assert daemon.rings() == []  # the dead client's ring was removed
 
 
-def test_sigkill_with_no_daemon_then_daemon_adopts_ring(daemon_env: DaemonEnv, tmp_path: Path) -> None:
+def test_sigkill_with_no_daemon_then_daemon_adopts_ring(
+    daemon_env: DaemonEnv, tmp_path: Path
+) -> None:
     log_dir = tmp_path / "run"
     env = daemon_env.env | {"PEER_LOG_DIR": str(log_dir), "PEER_N": "300", "SUMMARYD_NO_SPAWN": "1"}
     proc = subprocess.run([sys.executable, str(PEERS / "kill_after_logging.py")], env=env)
@@ -59,11 +61,20 @@ def test_sixteen_processes_into_one_log_dir(daemon: DaemonEnv, tmp_path: Path) -
     n, procs = 10_000, 16
     peers = []
     for r in range(procs):
-        env = daemon.env | {"PEER_LOG_DIR": str(log_dir), "PEER_N": str(n), "PEER_TAG": f"rank{r}/loss"}
-        peers.append(subprocess.Popen(
-            [sys.executable, str(PEERS / "log_scalars.py")], env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        ))
+        env = daemon.env | {
+            "PEER_LOG_DIR": str(log_dir),
+            "PEER_N": str(n),
+            "PEER_TAG": f"rank{r}/loss",
+        }
+        peers.append(
+            subprocess.Popen(
+                [sys.executable, str(PEERS / "log_scalars.py")],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
     for p in peers:
         assert p.stdout is not None and p.stdout.readline() == "ready\n"
     for p in peers:  # go: all at once
@@ -117,8 +128,13 @@ def test_first_writer_spawns_a_detached_daemon(daemon_env: DaemonEnv, tmp_path: 
         "w.close()\n"
         "print(os.getsid(0))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(log_dir)], env=daemon_env.env,
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(log_dir)],
+        env=daemon_env.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     wait_for_daemon(daemon_env)
     pid = daemon_env.pid
     assert pid is not None
@@ -128,7 +144,9 @@ def test_first_writer_spawns_a_detached_daemon(daemon_env: DaemonEnv, tmp_path: 
     assert scalar_points(log_dir) == Counter({("x", i): 1 for i in range(50)})
 
 
-def test_no_spawn_and_no_daemon_never_hangs_or_raises(daemon_env: DaemonEnv, tmp_path: Path) -> None:
+def test_no_spawn_and_no_daemon_never_hangs_or_raises(
+    daemon_env: DaemonEnv, tmp_path: Path
+) -> None:
     code = (
         "import sys, time, warnings\n"
         "from summaryd import SummaryWriter\n"
@@ -136,10 +154,19 @@ def test_no_spawn_and_no_daemon_never_hangs_or_raises(daemon_env: DaemonEnv, tmp
         "for i in range(100): w.add_scalar('x', i, i)\n"
         "t = time.monotonic(); w.flush(); print(round(time.monotonic() - t, 1))\n"
     )
-    env = daemon_env.env | {"SUMMARYD_NO_SPAWN": "1", "SUMMARYD_FLUSH_TIMEOUT": "0.5",
-                            "SUMMARYD_EXIT_FLUSH_TIMEOUT": "0.2"}
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], env=env,
-                         check=True, capture_output=True, text=True, timeout=30)
+    env = daemon_env.env | {
+        "SUMMARYD_NO_SPAWN": "1",
+        "SUMMARYD_FLUSH_TIMEOUT": "0.5",
+        "SUMMARYD_EXIT_FLUSH_TIMEOUT": "0.2",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "run")],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert float(out.stdout.strip()) <= 1.0
     assert daemon_env.pid is None
     # The 101 records wait in the ring for the next daemon.
@@ -187,11 +214,20 @@ def test_full_ring_drops_with_one_warning_and_does_not_hang(
         "print(len(dropped), w.statistics().records_dropped, round(time.monotonic() - t, 2))\n"
     )
     env = daemon_env.env | {
-        "SUMMARYD_NO_SPAWN": "1", "SUMMARYD_RING_BYTES": "4096", "SUMMARYD_FULL_WAIT": "0.2",
-        "SUMMARYD_FLUSH_TIMEOUT": "0.1", "SUMMARYD_EXIT_FLUSH_TIMEOUT": "0.1",
+        "SUMMARYD_NO_SPAWN": "1",
+        "SUMMARYD_RING_BYTES": "4096",
+        "SUMMARYD_FULL_WAIT": "0.2",
+        "SUMMARYD_FLUSH_TIMEOUT": "0.1",
+        "SUMMARYD_EXIT_FLUSH_TIMEOUT": "0.1",
     }
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], env=env,
-                         check=True, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "run")],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     warnings_seen, dropped, seconds = out.stdout.split()
     assert int(warnings_seen) == 1  # rate-limited
     assert 1800 < int(dropped) < 2000  # a 4 KiB ring holds about 125 records

@@ -19,20 +19,14 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from summaryd import wire
-from summaryd.daemon import encode
-from summaryd.daemon.tfrecord import frame
-from summaryd.proto import event_pb2, summary_pb2
 from tensorboard.compat.proto import event_pb2 as tb_event_pb2
 from tensorboard.compat.proto import summary_pb2 as tb_summary_pb2
 from torch.utils.tensorboard import summary as torch_summary
 
-# When a Hypothesis test fails, its pytest plugin imports libcst (to suggest a patch),
-# which warns through mypy_extensions; under filterwarnings=error that turns the failure
-# into a pytest INTERNALERROR.  Item marks also cover the report hooks.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
-)
+from summaryd import wire
+from summaryd.daemon import encode
+from summaryd.daemon.tfrecord import frame
+from summaryd.proto import event_pb2, summary_pb2
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -81,7 +75,7 @@ def _f32_bits(x: float) -> int:
 # -- SCALAR: hand-written bytes == message-built Event ---------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(tag=tags, value=values, step=steps, walltime=walltimes)
 @example(tag="loss", value=0.5, step=None, walltime=0.0)
 @example(tag="", value=0.0, step=0, walltime=1.0)
@@ -143,7 +137,9 @@ def _torch_event(summary: Any, step: int | None, walltime: float) -> bytes:
 @pytest.mark.parametrize("double", [False, True])
 def test_scalar_tensor_is_torchs_new_style_scalar(double: bool) -> None:
     ours = encode.scalar_tensor([wire.SCALAR_T, 1, "loss", 0.25, 7, 1700000000.5, double])
-    theirs = torch_summary.scalar("loss", 0.25, new_style=True, double_precision=double)
+    theirs = torch_summary.scalar(  # type: ignore[no-untyped-call]
+        "loss", 0.25, new_style=True, double_precision=double
+    )
     assert _canon(ours) == _torch_event(theirs, 7, 1700000000.5)
 
 
@@ -153,13 +149,15 @@ def test_scalar_tensor_matches_torch(
     tag: str, value: float, step: int | None, walltime: float, double: bool
 ) -> None:
     ours = encode.scalar_tensor([wire.SCALAR_T, 1, tag, value, step, walltime, double])
-    theirs = torch_summary.scalar(tag, value, new_style=True, double_precision=double)
+    theirs = torch_summary.scalar(  # type: ignore[no-untyped-call]
+        tag, value, new_style=True, double_precision=double
+    )
     assert _canon(ours) == _torch_event(theirs, step, walltime)
 
 
 def test_text_is_torchs_text() -> None:
     ours = encode.text([wire.TEXT, 1, "notes", "**hello** wörld", 3, 1700000000.5])
-    theirs = torch_summary.text("notes", "**hello** wörld")
+    theirs = torch_summary.text("notes", "**hello** wörld")  # type: ignore[no-untyped-call]
     assert _canon(ours) == _torch_event(theirs, 3, 1700000000.5)
 
 
@@ -167,11 +165,24 @@ def test_text_is_torchs_text() -> None:
 @given(tag=tags, body=st.text(max_size=200), step=steps, walltime=walltimes)
 def test_text_matches_torch(tag: str, body: str, step: int | None, walltime: float) -> None:
     ours = encode.text([wire.TEXT, 1, tag, body, step, walltime])
-    theirs = torch_summary.text(tag, body)
+    theirs = torch_summary.text(tag, body)  # type: ignore[no-untyped-call]
     assert _canon(ours) == _torch_event(theirs, step, walltime)
 
 
-# -- the version and purge events ---------------------------------------------------------------------
+# -- the version and purge events ------------------------------------------------------------------
+
+
+def test_file_header_is_torchs_first_event() -> None:
+    """tensorboard.summary.writer.event_file_writer.EventFileWriter's initial event."""
+    ours = encode.file_header(1700000000.25)
+    theirs = tb_event_pb2.Event(
+        wall_time=1700000000.25,
+        file_version="brain.Event:2",
+        source_metadata=tb_event_pb2.SourceMetadata(
+            writer="tensorboard.summary.writer.event_file_writer"
+        ),
+    )
+    assert _canon(ours) == theirs.SerializeToString(deterministic=True)
 
 
 def test_file_version_event() -> None:
@@ -190,7 +201,7 @@ def test_session_start_event() -> None:
     assert (ev.step, ev.wall_time) == (42, 5.5)
 
 
-# -- the tables -------------------------------------------------------------------------------------------
+# -- the tables ------------------------------------------------------------------------------------
 
 
 def _documented_fields() -> dict[int, list[str]]:
@@ -244,7 +255,7 @@ def test_documented_arity_is_accepted_and_others_refused(kind: int) -> None:
             encode.ENCODERS[kind](bad)
 
 
-# -- bad records ----------------------------------------------------------------------------------------
+# -- bad records -----------------------------------------------------------------------------------
 
 # Field index -> wrong values, per kind (the record is otherwise valid).
 _GOOD = {
@@ -254,7 +265,6 @@ _GOOD = {
 }
 _BAD_FIELDS: list[tuple[str, int, Any]] = [
     ("tag-int", 2, 5),
-    ("tag-nil", 2, None),
     ("tag-list", 2, ["a"]),
     ("tag-map", 2, {"a": 1}),
     ("tag-surrogate", 2, "\ud800"),
@@ -295,24 +305,29 @@ def test_bad_records_raise_type_or_value_error(kind: int, rec: list[Any]) -> Non
         encode.ENCODERS[kind](rec)
 
 
+_LAX = {
+    wire.SCALAR: [("value-str", 3, "1.5"), ("value-bin", 3, b"1.5"), ("walltime-str", 5, "1.5"),
+                  ("tag-bin", 2, b"tag"), ("tag-nil", 2, None)],
+    wire.SCALAR_T: [("value-str", 3, "1.5"), ("value-bin", 3, b"1.5"),
+                    ("walltime-str", 5, "1.5"), ("tag-bin", 2, b"tag"), ("tag-nil", 2, None)],
+    wire.TEXT: [("walltime-str", 5, "1.5"), ("text-bin", 3, b"body"), ("tag-bin", 2, b"tag"),
+                ("tag-nil", 2, None)],
+}
+
+
 @pytest.mark.parametrize(
     ("kind", "index", "bad"),
     [
         pytest.param(kind, index, bad, id=f"{kind}-{name}")
-        for kind in (wire.SCALAR, wire.SCALAR_T)
-        for name, index, bad in [("value-str", 3, "1.5"), ("value-bin", 3, b"1.5"),
-                                 ("walltime-str", 5, "1.5"), ("tag-bin", 2, b"tag")]
-    ]
-    + [
-        pytest.param(wire.TEXT, index, bad, id=f"{wire.TEXT}-{name}")
-        for name, index, bad in [("walltime-str", 5, "1.5"), ("text-bin", 3, b"body"),
-                                 ("tag-bin", 2, b"tag")]
+        for kind, cases in _LAX.items()
+        for name, index, bad in cases
     ],
 )
-def test_strings_are_not_numbers(kind: int, index: int, bad: Any) -> None:
-    """The spec types value and walltime as float and tag/text as str: a string
-    that float() happens to parse (or bytes for a str) is a malformed record,
-    not a number to write."""
+def test_fields_must_have_the_documented_type(kind: int, index: int, bad: Any) -> None:
+    """The wire spec types tag and text as str and value and walltime as float: a
+    string that float() happens to parse, bytes or nil for a str, is a malformed
+    record (the SDK never sends one; it converts torch's None/bytes tags itself),
+    not something to write.  All three encoders should agree."""
     rec = list(_GOOD[kind])
     rec[index] = bad
     with pytest.raises((TypeError, ValueError)):
@@ -330,7 +345,7 @@ _anything = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(kind=st.sampled_from(sorted(encode.ENCODERS)), data=st.data())
 def test_arbitrary_records_raise_only_type_or_value_error(kind: int, data: st.DataObject) -> None:
     good = _GOOD[kind]

@@ -22,6 +22,17 @@ from typing import Any
 import pytest
 from google.protobuf import descriptor, descriptor_pool, json_format, struct_pb2, text_format
 from google.protobuf.message import Message
+from tensorboard.compat.proto import config_pb2 as tb_config_pb2
+from tensorboard.compat.proto import event_pb2 as tb_event_pb2
+from tensorboard.compat.proto import graph_pb2 as tb_graph_pb2
+from tensorboard.compat.proto import summary_pb2 as tb_summary_pb2
+from tensorboard.plugins.custom_scalar import layout_pb2 as tb_layout_pb2
+from tensorboard.plugins.hparams import plugin_data_pb2 as tb_hparams_pb2
+from tensorboard.plugins.mesh import plugin_data_pb2 as tb_mesh_pb2
+from tensorboard.plugins.pr_curve import plugin_data_pb2 as tb_pr_curve_pb2
+from tensorboard.plugins.projector import projector_config_pb2 as tb_projector_pb2
+from tensorboard.plugins.text import plugin_data_pb2 as tb_text_pb2
+
 from summaryd.proto import (
     event_pb2,
     graph_pb2,
@@ -35,16 +46,6 @@ from summaryd.proto import (
     summary_pb2,
     tensor_pb2,
 )
-from tensorboard.compat.proto import config_pb2 as tb_config_pb2
-from tensorboard.compat.proto import event_pb2 as tb_event_pb2
-from tensorboard.compat.proto import graph_pb2 as tb_graph_pb2
-from tensorboard.compat.proto import summary_pb2 as tb_summary_pb2
-from tensorboard.plugins.custom_scalar import layout_pb2 as tb_layout_pb2
-from tensorboard.plugins.hparams import plugin_data_pb2 as tb_hparams_pb2
-from tensorboard.plugins.mesh import plugin_data_pb2 as tb_mesh_pb2
-from tensorboard.plugins.pr_curve import plugin_data_pb2 as tb_pr_curve_pb2
-from tensorboard.plugins.projector import projector_config_pb2 as tb_projector_pb2
-from tensorboard.plugins.text import plugin_data_pb2 as tb_text_pb2
 
 PROTO_DIR = pathlib.Path(__file__).resolve().parents[2] / "proto"
 

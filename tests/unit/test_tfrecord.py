@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+from tensorboard.compat.tensorflow_stub import pywrap_tensorflow as tb_stub
+
 from summaryd.daemon import tfrecord
 from summaryd.daemon.tfrecord import (
     FOOTER_BYTES,
@@ -24,16 +27,6 @@ from summaryd.daemon.tfrecord import (
     masked_crc32c,
     whole_records_length,
 )
-from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
-from tensorboard.compat.tensorflow_stub import pywrap_tensorflow as tb_stub
-
-# When a Hypothesis test fails, its pytest plugin imports libcst (to suggest a patch),
-# which warns through mypy_extensions; under filterwarnings=error that turns the failure
-# into a pytest INTERNALERROR.  Item marks also cover the report hooks.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
-)
-
 
 # -- CRC32C ----------------------------------------------------------------------------------
 

@@ -16,16 +16,10 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from summaryd import wire
 from summaryd.errors import ProtocolError, SummarydError
 from summaryd.wire import MAX_MESSAGE_BYTES, MESSAGES, PROTOCOL_VERSION, pack, unpack, unpack_record
-
-# When a Hypothesis test fails, its pytest plugin imports libcst (to suggest a patch),
-# which warns through mypy_extensions; under filterwarnings=error that turns the failure
-# into a pytest INTERNALERROR.  Item marks also cover the report hooks.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
-)
 
 DOC = wire.__doc__ or ""
 
@@ -39,7 +33,7 @@ def _section(title: str) -> str:
     for i, line in enumerate(lines):
         if line.startswith(title) and i + 1 < len(lines) and set(lines[i + 1]) == {"-"}:
             body: list[str] = []
-            for nxt, after in zip(lines[i + 2 :], [*lines[i + 3 :], ""]):
+            for nxt, after in zip(lines[i + 2 :], [*lines[i + 3 :], ""], strict=True):
                 if after and set(after) == {"-"}:
                     break
                 body.append(nxt)
@@ -61,7 +55,7 @@ def _table(text: str) -> list[list[str]]:
             rows.append(cells)
         else:
             assert rows, f"continuation line before any row: {line!r}"
-            rows[-1] = [f"{old} {new}".strip() for old, new in zip(rows[-1], cells)]
+            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=True)]
     return rows
 
 
@@ -75,7 +69,8 @@ def _fields(cell: str) -> set[str]:
 
 
 def test_docstring_version_history_matches_protocol_version() -> None:
-    versions = [int(m.group(1)) for m in re.finditer(r"^(\d+)\.\s", _section("Version history"), re.M)]
+    history = _section("Version history")
+    versions = [int(m.group(1)) for m in re.finditer(r"^(\d+)\.\s", history, re.M)]
     assert versions, "the version history lists no versions"
     assert versions == list(range(1, len(versions) + 1))
     assert versions[-1] == PROTOCOL_VERSION
@@ -217,7 +212,7 @@ def test_protocol_error_is_a_summaryd_value_error() -> None:
     assert issubclass(ProtocolError, ValueError)
 
 
-# -- records -------------------------------------------------------------------------------------------
+# -- records ---------------------------------------------------------------------------------------
 
 
 def test_unpack_record_round_trip() -> None:
@@ -245,7 +240,7 @@ def test_unpack_record_refuses_garbage(data: bytes) -> None:
         unpack_record(data)
 
 
-# -- properties --------------------------------------------------------------------------------------
+# -- properties ------------------------------------------------------------------------------------
 
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(1 << 63), max_value=(1 << 64) - 1),
@@ -277,7 +272,7 @@ def _check_valid(msg: Any) -> None:
         assert isinstance(msg[name], typ) and not isinstance(msg[name], bool), (t, name)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_unpack_arbitrary_bytes(data: bytes) -> None:
     try:
@@ -287,7 +282,7 @@ def test_unpack_arbitrary_bytes(data: bytes) -> None:
     _check_valid(msg)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_messages)
 def test_unpack_arbitrary_msgpack(obj: Any) -> None:
     try:
@@ -298,7 +293,7 @@ def test_unpack_arbitrary_msgpack(obj: Any) -> None:
     assert msg == obj
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(_messages, st.data())
 def test_unpack_truncated_or_mutated(obj: Any, data: st.DataObject) -> None:
     raw = bytearray(_bad(obj))
@@ -314,7 +309,7 @@ def test_unpack_truncated_or_mutated(obj: Any, data: st.DataObject) -> None:
     _check_valid(msg)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_unpack_record_arbitrary_bytes(data: bytes) -> None:
     try:
@@ -324,7 +319,7 @@ def test_unpack_record_arbitrary_bytes(data: bytes) -> None:
     assert type(rec) is list and rec and type(rec[0]) is int
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.one_of(_values, st.lists(_values, max_size=6)))
 def test_unpack_record_arbitrary_msgpack(obj: Any) -> None:
     try:

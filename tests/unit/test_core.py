@@ -1,0 +1,892 @@
+"""Tests for the daemon's core (``summaryd.daemon.core``).
+
+The core does no I/O and reads no clock (STYLE sections 1 and 8): these tests
+feed it ring records built with msgpack, as the SDK packs them, at chosen
+``now`` values, and check the actions it returns.  Written bytes are read back
+as TFRecords of TensorBoard Events.  A rule-based state machine drives several
+clients at random (STYLE section 10) and checks per-client order, tails and
+flush acknowledgements against what was actually written.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+from tensorboard.compat.proto import event_pb2 as tb_event_pb2
+
+from summaryd import wire
+from summaryd.daemon.core import (
+    DEFAULT_MAX_LATENCY,
+    NOTICE_LIMIT,
+    WRITE_CHUNK,
+    Ack,
+    Action,
+    Append,
+    CloseFile,
+    Core,
+    Notice,
+    OpenFile,
+    RemoveRing,
+    SetTail,
+)
+from summaryd.daemon.tfrecord import HEADER_BYTES, whole_records_length
+from summaryd.ring import padded_size
+
+# Paths are only names here: the core never touches the file system.
+LOG = "/nonexistent/summaryd-unit/run"
+LOG2 = "/nonexistent/summaryd-unit/other"
+T0 = 1000.0  # the loop's monotonic clock
+WALL = 1700000000.0  # trainers' wall clock
+
+Record = tuple[int, int, bytes]
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+class Client:
+    """One SDK client: packs records the way ``sdk/writer.py`` does, at ring positions."""
+
+    def __init__(self, core: Core, cid: str = "c1", now: float = T0, tail: int = 0) -> None:
+        self.core = core
+        self.cid = cid
+        self.pos = tail
+        core.hello(cid, 1234, 99, f"ring-{cid}", now, tail=tail)
+
+    def raw(self, payload: bytes) -> Record:
+        start = self.pos
+        self.pos += padded_size(len(payload))
+        return (start, self.pos, payload)
+
+    def rec(self, *items: Any) -> Record:
+        return self.raw(msgpack.packb(list(items), use_bin_type=True))
+
+    def open(
+        self, wid: int = 1, log_dir: str = LOG, suffix: str = "", max_queue: int = 10,
+        flush_secs: float = 120.0, purge_step: int | None = None, walltime: float = WALL,
+    ) -> Record:
+        return self.rec(wire.OPEN, wid, log_dir, suffix, max_queue, flush_secs, purge_step,
+                        walltime)
+
+    def scalar(self, wid: int, tag: str, value: float, step: int | None = None,
+               walltime: float = WALL + 1) -> Record:
+        return self.rec(wire.SCALAR, wid, tag, value, step, walltime)
+
+    def close(self, wid: int = 1) -> Record:
+        return self.rec(wire.CLOSE, wid)
+
+    def send(self, now: float, *recs: Record) -> None:
+        self.core.records(self.cid, list(recs), now)
+
+
+def events(data: bytes) -> list[Any]:
+    """The Events in ``data``, which must be whole TFRecords."""
+    assert whole_records_length(data) == len(data)
+    out = []
+    o = 0
+    while o < len(data):
+        (n,) = struct.unpack_from("<Q", data, o)
+        out.append(tb_event_pb2.Event.FromString(data[o + HEADER_BYTES : o + HEADER_BYTES + n]))
+        o += HEADER_BYTES + n + 4
+    return out
+
+
+def scalars(data: bytes) -> list[tuple[str, float]]:
+    return [(v.tag, v.simple_value) for e in events(data) for v in e.summary.value]
+
+
+def of(actions: Iterable[Action], kind: type) -> list[Any]:
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def index(actions: list[Action], kind: type) -> int:
+    return next(i for i, a in enumerate(actions) if isinstance(a, kind))
+
+
+# -- OPEN ------------------------------------------------------------------------------------------
+
+
+def test_open_emits_open_file_then_the_version_record() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(suffix=".sfx"))
+    acts = core.tick(T0)
+    assert acts == [OpenFile(1, LOG, ".sfx")]
+    acts = core.tick(T0 + DEFAULT_MAX_LATENCY)
+    [app] = of(acts, Append)
+    assert app.run_id == 1 and app.records == 1
+    [ev] = events(app.data)
+    assert ev.file_version == "brain.Event:2"
+    assert ev.source_metadata.writer == "tensorboard.summary.writer.event_file_writer"
+    assert ev.wall_time == WALL
+    assert ev.step == 0 and not ev.HasField("summary")
+
+
+def test_first_append_starts_with_the_version_record() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(), c.scalar(1, "loss", 0.5, 1), c.scalar(1, "loss", 0.25, 2))
+    acts = core.tick(T0 + 1)
+    [app] = of(acts, Append)
+    evs = events(app.data)
+    assert evs[0].file_version == "brain.Event:2"
+    assert [(v.tag, v.simple_value, e.step) for e in evs[1:] for v in e.summary.value] == [
+        ("loss", 0.5, 1), ("loss", 0.25, 2)
+    ]
+    assert app.records == 3
+
+
+def test_purge_step_writes_the_version_and_start_pair() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(purge_step=42), c.scalar(1, "x", 1.0, 42))
+    [app] = of(core.tick(T0 + 1), Append)
+    version, purge_version, start, scalar = events(app.data)
+    assert version.file_version == "brain.Event:2" and version.step == 0
+    assert version.HasField("source_metadata")
+    # torch's SummaryWriter(purge_step=...) pair: a bare version event, then START.
+    assert purge_version.file_version == "brain.Event:2" and purge_version.step == 42
+    assert not purge_version.HasField("source_metadata")
+    assert start.session_log.status == tb_event_pb2.SessionLog.START and start.step == 42
+    assert scalar.summary.value[0].tag == "x"
+
+
+def test_open_outside_int64_purge_step_leaves_nothing_behind() -> None:
+    """A rejected OPEN must not half-create a run that no writer can ever close."""
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(purge_step=1 << 63))
+    acts = core.tick(T0)
+    assert len(of(acts, Notice)) == 1
+    assert of(acts, OpenFile) == []
+    assert core.runs == {}
+    # Today a run is left half-made: no writer can close it, so even a dead client's
+    # departure leaves its file open.
+    core.gone(c.cid, T0)
+    core.tick(T0 + 5)
+    assert core.runs == {}
+
+
+# -- latency and max_queue -------------------------------------------------------------------------
+
+
+def test_nothing_is_written_before_the_latency() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(), *(c.scalar(1, "t", float(i), i) for i in range(5)))
+    assert of(core.tick(T0), Append) == []
+    assert of(core.tick(T0 + 0.5), Append) == []
+    c.send(T0 + 0.9, c.scalar(1, "t", 5.0, 5))  # a later record does not restart the clock
+    assert of(core.tick(T0 + 0.999), Append) == []
+    acts = core.tick(T0 + 1.0)
+    [app] = of(acts, Append)
+    assert scalars(app.data) == [("t", float(i)) for i in range(6)]
+    assert of(core.tick(T0 + 5), Append) == []
+
+
+@pytest.mark.parametrize(("flush_secs", "max_latency", "latency"),
+                         [(120.0, 1.0, 1.0), (0.25, 1.0, 0.25), (120.0, 5.0, 5.0),
+                          (3.0, 5.0, 3.0), (0, 1.0, 0.0)])
+def test_latency_is_min_of_max_latency_and_flush_secs(
+    flush_secs: float, max_latency: float, latency: float
+) -> None:
+    core = Core(max_latency=max_latency)
+    c = Client(core)
+    c.send(T0, c.open(flush_secs=flush_secs))
+    assert core.next_deadline() == T0 + latency
+    if latency > 0:
+        assert of(core.tick(T0 + latency * 0.99), Append) == []
+    assert len(of(core.tick(T0 + latency), Append)) == 1
+
+
+def test_max_queue_triggers_a_write() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(max_queue=3))
+    core.tick(T0 + 1)  # the version record
+    c.send(T0 + 2, c.scalar(1, "t", 1.0), c.scalar(1, "t", 2.0))
+    assert of(core.tick(T0 + 2), Append) == []
+    c.send(T0 + 2, c.scalar(1, "t", 3.0))
+    [app] = of(core.tick(T0 + 2), Append)
+    assert scalars(app.data) == [("t", 1.0), ("t", 2.0), ("t", 3.0)]
+    assert app.records == 3
+
+
+def test_max_queue_is_the_smallest_of_the_writers() -> None:
+    core = Core()
+    a, b = Client(core, "a"), Client(core, "b")
+    a.send(T0, a.open(max_queue=10))
+    b.send(T0, b.open(max_queue=2))
+    core.tick(T0 + 1)
+    a.send(T0 + 2, a.scalar(1, "t", 1.0))
+    assert of(core.tick(T0 + 2), Append) == []
+    a.send(T0 + 2, a.scalar(1, "t", 2.0))
+    assert len(of(core.tick(T0 + 2), Append)) == 1
+
+
+def test_write_chunk_triggers_a_write() -> None:
+    """Module docstring: a write happens when "the buffer reached WRITE_CHUNK bytes"."""
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open())
+    core.tick(T0 + 1)
+    body = "x" * (WRITE_CHUNK // 4)
+    c.send(T0 + 2, *(c.rec(wire.TEXT, 1, "big", body, i, WALL) for i in range(5)))
+    [app] = of(core.tick(T0 + 2), Append)
+    assert len(app.data) >= WRITE_CHUNK
+
+
+# -- next_deadline ---------------------------------------------------------------------------------
+
+
+def test_next_deadline() -> None:
+    core = Core()
+    assert core.next_deadline() is None
+    a, b = Client(core, "a"), Client(core, "b")
+    a.send(T0, a.open(log_dir=LOG))
+    assert core.next_deadline() == T0 + 1.0
+    a.send(T0 + 0.5, a.scalar(1, "t", 1.0))
+    assert core.next_deadline() == T0 + 1.0  # the oldest pending record counts
+    b.send(T0 + 0.6, b.open(log_dir=LOG2, flush_secs=0.1))
+    assert core.next_deadline() == pytest.approx(T0 + 0.7)
+    core.tick(T0 + 0.7)
+    assert core.next_deadline() == T0 + 1.0
+    core.tick(T0 + 1.0)
+    assert core.next_deadline() is None
+    a.send(T0 + 3, a.scalar(1, "t", 2.0))
+    assert core.next_deadline() == T0 + 4.0
+
+
+# -- flush and tails -------------------------------------------------------------------------------
+
+
+def test_flush_acks_after_the_append_and_the_tail() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(), c.scalar(1, "t", 1.0), c.scalar(1, "t", 2.0))
+    pos = c.pos
+    core.flush(c.cid, 7, pos)
+    acts = core.tick(T0 + 0.01)  # long before the latency
+    i_app, i_tail, i_ack = index(acts, Append), index(acts, SetTail), index(acts, Ack)
+    assert i_app < i_tail < i_ack
+    assert scalars(acts[i_app].data) == [("t", 1.0), ("t", 2.0)]
+    assert acts[i_tail] == SetTail(c.cid, pos)
+    assert acts[i_ack] == Ack(c.cid, 7)
+    assert of(core.tick(T0 + 0.02), Ack) == []  # acknowledged once
+
+
+def test_flush_before_the_records_are_drained_waits_for_them() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open())
+    r1, r2 = c.scalar(1, "t", 1.0), c.scalar(1, "t", 2.0)
+    core.flush(c.cid, 1, c.pos)  # the client put r1, r2, then flushed; not yet drained
+    assert of(core.tick(T0), Ack) == []
+    c.send(T0 + 0.01, r1)
+    acts = core.tick(T0 + 0.01)
+    assert of(acts, Ack) == []
+    assert all(t.pos < r2[1] for t in of(acts, SetTail))
+    c.send(T0 + 0.02, r2)
+    acts = core.tick(T0 + 0.02)
+    assert of(acts, Ack) == [Ack(c.cid, 1)]
+    written = b"".join(a.data for a in of(acts, Append))
+    assert ("t", 2.0) in scalars(written)
+
+
+def test_flush_of_an_empty_client_acks_at_once() -> None:
+    core = Core()
+    c = Client(core, tail=4096)
+    core.flush(c.cid, 3, 4096)
+    assert core.tick(T0) == [Ack(c.cid, 3)]
+
+
+def test_flush_of_an_unknown_client_is_ignored() -> None:
+    core = Core()
+    core.flush("nobody", 1, 0)
+    assert core.tick(T0) == []
+
+
+def test_tail_does_not_pass_unwritten_records_of_another_run() -> None:
+    core = Core()
+    c = Client(core)
+    open_a = c.open(1, log_dir=LOG, max_queue=3)
+    open_b = c.open(2, log_dir=LOG2)
+    a1 = c.scalar(1, "a", 1.0)
+    b1 = c.scalar(2, "b", 1.0)
+    a2 = c.scalar(1, "a", 2.0)  # run A now holds 3 records: max_queue
+    c.send(T0, open_a, open_b, a1, b1, a2)
+    acts = core.tick(T0)
+    [app] = of(acts, Append)
+    assert app.run_id == 1
+    # Run B's first unwritten record is its OPEN's version event: the tail stops there.
+    assert of(acts, SetTail) == [SetTail(c.cid, open_b[0])]
+    b2 = c.scalar(2, "b", 2.0)
+    a3 = c.scalar(1, "a", 3.0)
+    c.send(T0 + 0.5, b2, a3)
+    assert of(core.tick(T0 + 0.5), SetTail) == []
+    acts = core.tick(T0 + 1.0)  # run B's latency (run A's a3 is younger)
+    assert [a.run_id for a in of(acts, Append)] == [2]
+    # a3 is still unwritten in run A: the tail stops at it.
+    assert of(acts, SetTail) == [SetTail(c.cid, a3[0])]
+    acts = core.tick(T0 + 1.5)
+    assert of(acts, SetTail) == [SetTail(c.cid, c.pos)]
+
+
+def test_tail_starts_from_the_adopted_tail() -> None:
+    core = Core()
+    c = Client(core, tail=800)
+    assert core.tick(T0) == []
+    c.send(T0, c.open(), c.scalar(1, "t", 1.0))
+    assert of(core.tick(T0), SetTail) == []
+    acts = core.tick(T0 + 1)
+    assert of(acts, SetTail) == [SetTail(c.cid, c.pos)]
+
+
+def test_pressure_forces_the_writes_that_hold_the_tail() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(), c.scalar(1, "t", 1.0))
+    core.pressure(c.cid)
+    acts = core.tick(T0)
+    assert len(of(acts, Append)) == 1
+    assert of(acts, SetTail) == [SetTail(c.cid, c.pos)]
+
+
+# -- CLOSE and shared runs -------------------------------------------------------------------------
+
+
+def test_close_writes_pending_at_once_and_closes_the_file_after_the_linger() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(), c.scalar(1, "t", 1.0), c.close(1))
+    acts = core.tick(T0)
+    assert [type(a) for a in acts] == [OpenFile, Append, SetTail]
+    assert scalars(acts[1].data) == [("t", 1.0)]
+    assert acts[2] == SetTail(c.cid, c.pos)
+    assert core.next_deadline() == T0 + core.linger
+    assert core.tick(T0 + core.linger - 0.01) == []
+    assert core.tick(T0 + core.linger) == [CloseFile(1)]
+    assert core.runs == {}
+
+
+def test_another_process_opening_during_the_linger_joins_the_same_file() -> None:
+    core = Core()
+    a, b = Client(core, "a"), Client(core, "b")
+    a.send(T0, a.open(), a.scalar(1, "a", 1.0), a.close(1))
+    core.tick(T0)
+    b.send(T0 + 1, b.open(), b.scalar(1, "b", 2.0), b.close(1))
+    acts = core.tick(T0 + 1)
+    assert of(acts, OpenFile) == [] and of(acts, CloseFile) == []
+    assert [scalars(x.data) for x in of(acts, Append)] == [[("b", 2.0)]]
+    assert core.tick(T0 + 1 + core.linger) == [CloseFile(1)]
+
+
+def test_reopen_after_close_starts_a_new_file() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(), c.close(1), c.open(1))
+    acts = core.tick(T0)
+    assert of(acts, OpenFile) == [OpenFile(1, LOG, ""), OpenFile(2, LOG, "")]
+    assert of(acts, CloseFile) == [CloseFile(1)]
+    assert acts.index(CloseFile(1)) < acts.index(OpenFile(2, LOG, ""))
+
+
+def test_a_second_writer_shares_the_run() -> None:
+    core = Core()
+    a, b = Client(core, "a"), Client(core, "b")
+    a.send(T0, a.open(1), a.scalar(1, "a", 1.0))
+    b.send(T0, b.open(5), b.scalar(5, "b", 1.0))
+    a.send(T0, a.open(2), a.scalar(2, "a2", 1.0))  # same client, second writer
+    acts = core.tick(T0)
+    assert of(acts, OpenFile) == [OpenFile(1, LOG, "")]
+    a.send(T0, a.close(1), a.close(2))
+    acts = core.tick(T0)
+    assert of(acts, CloseFile) == []  # b's writer is still open
+    b.send(T0 + 0.1, b.scalar(5, "b", 2.0), b.close(5))
+    acts = core.tick(T0 + 0.1)
+    [app] = of(acts, Append)
+    assert scalars(app.data) == [("a", 1.0), ("b", 1.0), ("a2", 1.0), ("b", 2.0)]
+    assert of(core.tick(T0 + 0.1 + core.linger), CloseFile) == [CloseFile(1)]
+
+
+def test_a_different_suffix_is_a_different_run() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(1, suffix=""), c.open(2, suffix=".b"), c.open(3, log_dir=LOG2))
+    assert of(core.tick(T0), OpenFile) == [
+        OpenFile(1, LOG, ""), OpenFile(2, LOG, ".b"), OpenFile(3, LOG2, "")
+    ]
+
+
+# -- gone ------------------------------------------------------------------------------------------
+
+
+def test_gone_writes_closes_and_removes_the_ring_last() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(1), c.open(2, log_dir=LOG2), c.scalar(1, "t", 1.0), c.scalar(2, "u", 2.0))
+    core.tick(T0)
+    core.gone(c.cid, T0 + 0.1)
+    acts = core.tick(T0 + 0.1)
+    assert len(of(acts, Append)) == 2
+    assert acts[-1] == RemoveRing(c.cid)
+    assert of(acts, SetTail) == [SetTail(c.cid, c.pos)]
+    assert c.cid not in core.clients
+    acts = core.tick(T0 + 0.1 + core.linger)
+    assert sorted(a.run_id for a in of(acts, CloseFile)) == [1, 2]
+    assert core.runs == {}
+    assert core.tick(T0 + 20) == []
+
+
+def test_gone_client_sharing_a_run_is_written_before_removal() -> None:
+    core = Core()
+    a, b = Client(core, "a"), Client(core, "b")
+    a.send(T0, a.open(), a.scalar(1, "a", 1.0))
+    b.send(T0, b.open(), b.scalar(1, "b", 1.0))
+    core.tick(T0)
+    core.gone("a", T0 + 0.1)
+    acts = core.tick(T0 + 0.1)
+    [app] = of(acts, Append)
+    assert ("a", 1.0) in scalars(app.data)
+    assert of(acts, CloseFile) == []  # b still writes there
+    assert index(acts, Append) < acts.index(RemoveRing("a"))
+    assert of(acts, RemoveRing) == [RemoveRing("a")]
+
+
+def test_gone_unknown_client_is_ignored() -> None:
+    core = Core()
+    core.gone("nobody", T0)
+    assert core.tick(T0) == []
+
+
+def test_close_all_writes_closes_and_acks() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(), c.scalar(1, "t", 1.0))
+    core.flush(c.cid, 9, c.pos)
+    c.send(T0, c.open(2, log_dir=LOG2))
+    acts = core.close_all(T0)
+    assert len(of(acts, Append)) == 2
+    assert sorted(a.run_id for a in of(acts, CloseFile)) == [1, 2]
+    assert Ack(c.cid, 9) in acts
+    assert index(acts, Append) < acts.index(Ack(c.cid, 9))
+
+
+# -- malformed records -----------------------------------------------------------------------------
+
+
+def _bad_records(c: Client) -> dict[str, Record]:
+    return {
+        "garbage": c.raw(b"\xc1\xc1\xc1"),
+        "truncated": c.raw(msgpack.packb([wire.SCALAR, 1, "t", 1.0, 1, WALL])[:-3]),
+        "not-array": c.raw(msgpack.packb({"kind": 3})),
+        "int": c.raw(msgpack.packb(3)),
+        "empty-array": c.rec(),
+        "unknown-kind": c.rec(99, 1),
+        "str-kind": c.rec("SCALAR", 1, "t", 1.0, 1, WALL),
+        "bool-kind": c.rec(True, 7, LOG, "", 10, 120.0, None, WALL),
+        "float-kind": c.rec(3.0, 1, "t", 1.0, 1, WALL),
+        "list-kind": c.rec([3], 1, "t", 1.0, 1, WALL),
+        "kind-only": c.rec(wire.SCALAR),
+        "unknown-writer": c.scalar(42, "t", 1.0),
+        "unhashable-writer": c.rec(wire.SCALAR, [1], "t", 1.0, 1, WALL),
+        "tag-int": c.rec(wire.SCALAR, 1, 5, 1.0, 1, WALL),
+        "value-nil": c.rec(wire.SCALAR, 1, "t", None, 1, WALL),
+        "value-str": c.rec(wire.SCALAR, 1, "t", "abc", 1, WALL),
+        "step-float": c.rec(wire.SCALAR, 1, "t", 1.0, 1.5, WALL),
+        "step-too-big": c.rec(wire.SCALAR, 1, "t", 1.0, 1 << 63, WALL),
+        "walltime-nil": c.rec(wire.SCALAR, 1, "t", 1.0, 1, None),
+        "arity": c.rec(wire.SCALAR, 1, "t", 1.0, 1),
+        "text-body-int": c.rec(wire.TEXT, 1, "t", 5, 1, WALL),
+        "scalar-t-arity": c.rec(wire.SCALAR_T, 1, "t", 1.0, 1, WALL),
+        "open-relative": c.open(8, log_dir="relative/dir"),
+        "open-duplicate": c.open(1),
+        "open-arity": c.rec(wire.OPEN, 9, LOG),
+        "open-suffix-slash": c.open(10, suffix="/x"),
+        "open-nul": c.open(11, log_dir=LOG + "\0"),
+        "open-wid-str": c.open("w"),  # type: ignore[arg-type]
+        "open-max-queue-float": c.rec(wire.OPEN, 12, LOG, "", 1.5, 120.0, None, WALL),
+        "open-flush-str": c.rec(wire.OPEN, 13, LOG, "", 10, "soon", None, WALL),
+        "open-purge-float": c.open(14, purge_step=1.5),  # type: ignore[arg-type]
+        "open-walltime-list": c.rec(wire.OPEN, 15, LOG, "", 10, 120.0, None, [1]),
+        "close-unknown": c.close(77),
+        "close-arity": c.rec(wire.CLOSE),
+        "close-unhashable": c.rec(wire.CLOSE, {"a": 1}),
+    }
+
+
+def test_each_malformed_record_gives_one_notice_and_good_records_still_get_written() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open())
+    core.tick(T0)
+    bad = _bad_records(c)
+    assert len(bad) > NOTICE_LIMIT
+    every: list[Action] = []
+    for i, (name, rec) in enumerate(bad.items()):
+        c.send(T0 + 0.5, rec, c.scalar(1, "good", float(i)))  # never raises
+        acts = core.tick(T0 + 0.5)
+        every += acts
+        assert len(of(acts, Notice)) == (1 if i < NOTICE_LIMIT else 0), name
+    assert core.clients[c.cid].malformed == len(bad)
+    assert core.malformed_total == len(bad)
+    acts = core.tick(T0 + 2)
+    every += acts
+    written = scalars(b"".join(a.data for a in of(every, Append)))
+    assert written == [("good", float(i)) for i in range(len(bad))]
+    assert of(every, OpenFile) == []  # no malformed OPEN created a run
+    assert list(core.runs) == [(LOG, "")]
+    assert of(acts, SetTail) == [SetTail(c.cid, c.pos)]  # malformed records do not hold it
+
+
+@pytest.mark.parametrize("name", sorted(_bad_records(Client(Core()))))
+def test_malformed_record_alone(name: str) -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open())
+    core.tick(T0)
+    rec = _bad_records(c)[name]
+    # Re-base the record at the client's position (the dict above advanced it).
+    c.pos = rec[1]
+    c.send(T0, rec, c.scalar(1, "after", 1.0))
+    acts = core.tick(T0 + 1)
+    notices = of(acts, Notice)
+    assert len(notices) == 1, notices
+    assert notices[0].cid == c.cid and notices[0].level in ("warning", "error")
+    assert ("after", 1.0) in scalars(b"".join(a.data for a in of(acts, Append)))
+    assert of(acts, OpenFile) == []
+
+
+def test_notices_are_limited_per_client() -> None:
+    core = Core()
+    c = Client(core)
+    other = Client(core, "other")
+    c.send(T0, *(c.raw(b"\xc1") for _ in range(NOTICE_LIMIT + 15)))
+    other.send(T0, other.raw(b"\xc1"))
+    acts = core.tick(T0)
+    mine = [n for n in of(acts, Notice) if n.cid == c.cid]
+    assert len(mine) == NOTICE_LIMIT
+    assert "suppressed" in mine[-1].msg and "suppressed" not in mine[0].msg
+    assert [n.cid for n in of(acts, Notice) if n.cid != c.cid] == ["other"]
+    assert core.clients[c.cid].malformed == NOTICE_LIMIT + 15
+    c.send(T0, c.raw(b"\xc1"))
+    assert of(core.tick(T0), Notice) == []
+
+
+# -- other record kinds ----------------------------------------------------------------------------
+
+
+def test_scalar_tensor_and_text_records() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(),
+           c.rec(wire.SCALAR_T, 1, "d", 0.1, 5, WALL, True),
+           c.rec(wire.TEXT, 1, "note", "hello", 6, WALL))
+    [app] = of(core.tick(T0 + 1), Append)
+    _, d, note = events(app.data)
+    assert d.summary.value[0].tensor.double_val == [0.1] and d.step == 5
+    assert note.summary.value[0].tag == "note/text_summary"
+    assert note.summary.value[0].tensor.string_val == [b"hello"]
+
+
+def test_step_none_leaves_the_step_unset() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(), c.scalar(1, "t", 1.0, None), c.scalar(1, "t", 1.0, -5))
+    [app] = of(core.tick(T0 + 1), Append)
+    _, a, b = events(app.data)
+    assert a.step == 0 and b.step == -5
+
+
+def test_hello_is_idempotent() -> None:
+    core = Core()
+    c = Client(core, tail=64)
+    c.send(T0, c.open())
+    again = core.hello(c.cid, 1234, 99, "ring-c1", T0 + 5, tail=0, argv=["python"])
+    assert again is core.clients[c.cid]
+    assert again.tail == 64 and again.argv == ["python"] and again.writers
+
+
+def test_records_with_nothing_do_nothing() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, )
+    assert core.tick(T0) == []
+
+
+# -- the state machine -----------------------------------------------------------------------------
+
+KEYS = [(LOG, ""), (LOG, ".x"), (LOG2, "")]
+
+
+@dataclass
+class ClientModel:
+    cid: str
+    pos: int = 0
+    queue: list[Record] = field(default_factory=list)  # put, not yet drained
+    drained: int = 0
+    writers: dict[int, tuple[str, str]] = field(default_factory=dict)  # as put so far
+    next_wid: int = 1
+    scalars: list[tuple[int, int]] = field(default_factory=list)  # (seq, end)
+    flushes: dict[int, int] = field(default_factory=dict)  # tok -> pos
+    acked: set[int] = field(default_factory=set)
+    tail: int = 0
+    gone: bool = False
+    removed: bool = False
+
+    def put(self, items: list[Any]) -> Record:
+        payload = msgpack.packb(items, use_bin_type=True)
+        start = self.pos
+        self.pos += padded_size(len(payload))
+        rec = (start, self.pos, payload)
+        self.queue.append(rec)
+        return rec
+
+
+@dataclass
+class FileModel:
+    key: tuple[str, str]
+    appends: int = 0
+    closed: bool = False
+    last_seq: dict[str, int] = field(default_factory=dict)
+
+
+class CoreMachine(RuleBasedStateMachine):
+    """Random clients against the core; every action is checked as the loop would see it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.core = Core()
+        self.now = T0
+        self.clients: dict[str, ClientModel] = {}
+        self.files: dict[int, FileModel] = {}
+        self.seq = 0
+        self.tok = 0
+        self.seq_key: dict[tuple[str, int], tuple[str, str]] = {}  # (cid, seq) -> run key
+        self.written: set[tuple[str, int]] = set()
+        self.failed = False
+        self.pressed: set[str] = set()
+
+    # -- helpers
+
+    def _live(self) -> list[ClientModel]:
+        return [c for c in self.clients.values() if not c.gone]
+
+    def _with_writers(self) -> list[ClientModel]:
+        return [c for c in self._live() if c.writers]
+
+    def _feed(self, c: ClientModel, k: int) -> None:
+        batch, c.queue = c.queue[:k], c.queue[k:]
+        if batch:
+            self.core.records(c.cid, batch, self.now)
+            c.drained = batch[-1][1]
+
+    def _check(self, acts: list[Action]) -> None:
+        try:
+            for a in acts:
+                self._check_one(a)
+        except BaseException:
+            self.failed = True
+            raise
+
+    def _check_one(self, a: Action) -> None:
+        if isinstance(a, OpenFile):
+            assert a.run_id not in self.files
+            assert (a.log_dir, a.suffix) in KEYS
+            self.files[a.run_id] = FileModel((a.log_dir, a.suffix))
+        elif isinstance(a, Append):
+            f = self.files[a.run_id]
+            assert not f.closed, "append to a closed file"
+            evs = events(a.data)
+            assert len(evs) == a.records
+            if f.appends == 0:
+                assert evs[0].file_version == "brain.Event:2" and evs[0].step == 0
+            f.appends += 1
+            for ev in evs:
+                for v in ev.summary.value:
+                    cid, _, wid = v.tag.partition("/")
+                    seq = int(v.simple_value)
+                    assert ev.step == seq
+                    assert (cid, seq) not in self.written, "written twice"
+                    assert self.seq_key[(cid, seq)] == f.key, "written to another run's file"
+                    assert seq > f.last_seq.get(cid, -1), "out of order within the client"
+                    f.last_seq[cid] = seq
+                    self.written.add((cid, seq))
+        elif isinstance(a, CloseFile):
+            f = self.files[a.run_id]
+            assert not f.closed
+            f.closed = True
+        elif isinstance(a, SetTail):
+            c = self.clients[a.cid]
+            assert not c.removed
+            assert c.tail <= a.pos <= c.drained
+            c.tail = a.pos
+            missing = [s for s, end in c.scalars if end <= a.pos and (c.cid, s) not in self.written]
+            assert not missing, f"tail {a.pos} passes unwritten records {missing}"
+        elif isinstance(a, Ack):
+            c = self.clients[a.cid]
+            assert a.tok in c.flushes and a.tok not in c.acked
+            c.acked.add(a.tok)
+            pos = c.flushes[a.tok]
+            assert pos <= c.tail
+            missing = [s for s, end in c.scalars if end <= pos and (c.cid, s) not in self.written]
+            assert not missing, f"flush {a.tok} acknowledged before {missing} were written"
+        elif isinstance(a, RemoveRing):
+            c = self.clients[a.cid]
+            assert c.gone and not c.removed
+            c.removed = True
+            missing = [s for s, _ in c.scalars if (c.cid, s) not in self.written]
+            assert not missing, f"ring removed before {missing} were written"
+        elif isinstance(a, Notice):
+            raise AssertionError(f"notice for a well-formed record: {a}")
+        else:
+            raise AssertionError(f"unknown action {a!r}")
+
+    # -- rules
+
+    @initialize()
+    def first_clients(self) -> None:
+        self.add_client()
+        self.add_client()
+
+    @precondition(lambda self: len(self.clients) < 4)
+    @rule()
+    def add_client(self) -> None:
+        cid = f"c{len(self.clients)}"
+        self.clients[cid] = ClientModel(cid)
+        self.core.hello(cid, 100 + len(self.clients), 1, f"ring-{cid}", self.now)
+
+    @precondition(lambda self: self._live())
+    @rule(
+        data=st.data(),
+        key=st.sampled_from(KEYS),
+        max_queue=st.sampled_from([1, 2, 3, 10]),
+        flush_secs=st.sampled_from([0.2, 1.0, 120.0]),
+        purge_step=st.sampled_from([None, None, None, 0, 5]),
+    )
+    def open_writer(self, data: st.DataObject, key: tuple[str, str], max_queue: int,
+                    flush_secs: float, purge_step: int | None) -> None:
+        c = data.draw(st.sampled_from(self._live()))
+        wid = c.next_wid
+        c.next_wid += 1
+        c.writers[wid] = key
+        c.put([wire.OPEN, wid, key[0], key[1], max_queue, flush_secs, purge_step, WALL])
+
+    @precondition(lambda self: self._with_writers())
+    @rule(data=st.data())
+    def close_writer(self, data: st.DataObject) -> None:
+        c = data.draw(st.sampled_from(self._with_writers()))
+        wid = data.draw(st.sampled_from(sorted(c.writers)))
+        del c.writers[wid]
+        c.put([wire.CLOSE, wid])
+
+    @precondition(lambda self: self._with_writers())
+    @rule(data=st.data(), n=st.integers(min_value=1, max_value=4))
+    def log_scalars(self, data: st.DataObject, n: int) -> None:
+        c = data.draw(st.sampled_from(self._with_writers()))
+        for _ in range(n):
+            wid = data.draw(st.sampled_from(sorted(c.writers)))
+            self.seq += 1
+            rec = c.put([wire.SCALAR, wid, f"{c.cid}/{wid}", float(self.seq), self.seq, WALL])
+            c.scalars.append((self.seq, rec[1]))
+            self.seq_key[(c.cid, self.seq)] = c.writers[wid]
+
+    @precondition(lambda self: any(c.queue for c in self._live()))
+    @rule(data=st.data(), k=st.integers(min_value=1, max_value=6))
+    def drain(self, data: st.DataObject, k: int) -> None:
+        c = data.draw(st.sampled_from([c for c in self._live() if c.queue]))
+        self._feed(c, k)
+
+    @precondition(lambda self: self._live())
+    @rule(data=st.data())
+    def flush(self, data: st.DataObject) -> None:
+        c = data.draw(st.sampled_from(self._live()))
+        self.tok += 1
+        c.flushes[self.tok] = c.pos
+        self.core.flush(c.cid, self.tok, c.pos)
+
+    @precondition(lambda self: self._live())
+    @rule(data=st.data())
+    def pressure(self, data: st.DataObject) -> None:
+        c = data.draw(st.sampled_from(self._live()))
+        self.core.pressure(c.cid)
+        self.pressed.add(c.cid)
+
+    @rule(dt=st.sampled_from([0.0, 0.05, 0.19, 0.3, 0.999, 1.0, 2.5]))
+    def tick(self, dt: float) -> None:
+        self.now += dt
+        # A flush whose position is drained is acknowledged by this tick, whatever the
+        # latency: the core forces the writes that hold it back.
+        due = {
+            (c.cid, tok)
+            for c in self.clients.values() if not c.removed
+            for tok, pos in c.flushes.items() if pos <= c.drained and tok not in c.acked
+        }
+        pressed, self.pressed = self.pressed, set()
+        self._check(self.core.tick(self.now))
+        late = {(cid, tok) for cid, tok in due if tok not in self.clients[cid].acked}
+        assert not late, f"flushes not acknowledged at once: {late}"
+        for cid in pressed:
+            c = self.clients[cid]
+            assert c.removed or c.tail == c.drained, "pressure left the tail behind"
+        deadline = self.core.next_deadline()
+        assert deadline is None or deadline > self.now, "a due write was left pending"
+
+    @precondition(lambda self: self._live())
+    @rule(data=st.data(), really=st.integers(min_value=0, max_value=3))
+    def die(self, data: st.DataObject, really: int) -> None:
+        if really:  # a rarer event than the others, so runs live long enough to matter
+            return
+        c = data.draw(st.sampled_from(self._live()))
+        self._feed(c, len(c.queue))  # the loop drains a dead client's ring to the end first
+        c.gone = True
+        self.core.gone(c.cid, self.now)
+
+    @invariant()
+    def deadline_is_sane(self) -> None:
+        deadline = self.core.next_deadline()
+        if deadline is not None:
+            assert math.isfinite(deadline)
+
+    def teardown(self) -> None:
+        if self.failed:
+            return
+        # Every client ends: drained and gone.  Then everything must be on disk.
+        for c in self._live():
+            self._feed(c, len(c.queue))
+            c.gone = True
+            self.core.gone(c.cid, self.now)
+        self.now += 10
+        self._check(self.core.tick(self.now))
+        self._check(self.core.tick(self.now + 10))
+        for c in self.clients.values():
+            assert c.removed, f"{c.cid} never removed"
+            assert set(c.flushes) == c.acked, f"{c.cid}: flushes never acknowledged"
+            missing = [s for s, _ in c.scalars if (c.cid, s) not in self.written]
+            assert not missing, f"{c.cid}: never written: {missing}"
+        assert all(f.closed for f in self.files.values()), "a file was never closed"
+        assert self.core.runs == {} and self.core.clients == {}
+
+
+CoreMachine.TestCase.settings = settings(
+    max_examples=80,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestCoreMachine = CoreMachine.TestCase
