@@ -155,9 +155,7 @@ def worker_latency(a: argparse.Namespace) -> dict[str, Any]:
     }
     if daemon is not None:
         assert d0 is not None and d1 is not None
-        out["daemon_cpu_us_per_event"] = (
-            (d1.user + d1.system) - (d0.user + d0.system)
-        ) / n * 1e6
+        out["daemon_cpu_us_per_event"] = ((d1.user + d1.system) - (d0.user + d0.system)) / n * 1e6
     return out
 
 
@@ -254,9 +252,19 @@ class Daemon:
 
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "summaryd.daemon", "serve", "--foreground",
-                 "--log-level", "warning"],
-                env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                [
+                    sys.executable,
+                    "-m",
+                    "summaryd.daemon",
+                    "serve",
+                    "--foreground",
+                    "--log-level",
+                    "warning",
+                ],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
             )
         loc = locations(self.env)
         deadline = time.monotonic() + 30
@@ -333,8 +341,16 @@ def _is_our_daemon(pid: int, runtime: Path) -> bool:
 
 
 def _worker_cmd(mode: str, writer: str, log_dir: Path, **kw: Any) -> list[str]:
-    cmd = [sys.executable, str(HERE), "--_worker", mode, "--writer", writer,
-           "--log-dir", str(log_dir)]
+    cmd = [
+        sys.executable,
+        str(HERE),
+        "--_worker",
+        mode,
+        "--writer",
+        writer,
+        "--log-dir",
+        str(log_dir),
+    ]
     for k, v in kw.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
     return cmd
@@ -400,8 +416,13 @@ def bench_latency(cfg: dict[str, Any], tmp: Path, prefix: str) -> list[dict[str,
                 kw["daemon_pid"] = d.start()
                 env = d.env
             t = time.perf_counter()
-            r = subprocess.run(_worker_cmd("latency", writer, log_dir, **kw), env=env,
-                               capture_output=True, text=True, timeout=900)
+            r = subprocess.run(
+                _worker_cmd("latency", writer, log_dir, **kw),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             if r.returncode != 0:
                 raise RuntimeError(f"latency worker {writer} failed:\n{r.stderr[-3000:]}")
             res = _parse_result(r.stdout, f"latency {writer}")
@@ -416,9 +437,12 @@ def bench_latency(cfg: dict[str, Any], tmp: Path, prefix: str) -> list[dict[str,
             )
         shutil.rmtree(log_dir, ignore_errors=True)
         results.append(res)
-        print(f"  latency {writer:>12}: p50 {res['p50_us']:.2f} µs, p99 {res['p99_us']:.2f} µs, "
-              f"CPU {res['cpu_us_per_event']:.2f} µs/ev (stage {time.perf_counter() - t:.1f} s)",
-              file=sys.stderr, flush=True)
+        print(
+            f"  latency {writer:>12}: p50 {res['p50_us']:.2f} µs, p99 {res['p99_us']:.2f} µs, "
+            f"CPU {res['cpu_us_per_event']:.2f} µs/ev (stage {time.perf_counter() - t:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
     return results
 
 
@@ -435,11 +459,17 @@ def run_throughput(writer: str, procs: int, k: int, tmp: Path, prefix: str) -> d
             d.start()
             env = d.env
         for rank in range(procs):
-            workers.append(subprocess.Popen(
-                _worker_cmd("throughput", writer, log_dir, k=k, rank=rank, barrier_fd=rfd),
-                env=env, pass_fds=(rfd,), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            ))
+            workers.append(
+                subprocess.Popen(
+                    _worker_cmd("throughput", writer, log_dir, k=k, rank=rank, barrier_fd=rfd),
+                    env=env,
+                    pass_fds=(rfd,),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
         os.close(rfd)
         rfd = -1
         for p in workers:  # every worker has imported, built its writer and waits
@@ -507,28 +537,41 @@ def bench_throughput(cfg: dict[str, Any], tmp: Path, prefix: str) -> list[dict[s
             t = time.perf_counter()
             out.append(run_throughput(writer, procs, cfg["k"], tmp, prefix))
             r = out[-1]
-            print(f"  throughput {writer:>12} P={procs:<2}: {r['events_per_s']:>10,.0f} ev/s "
-                  f"(stage {time.perf_counter() - t:.1f} s, read-back {r['read_back_s']:.1f} s)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  throughput {writer:>12} P={procs:<2}: {r['events_per_s']:>10,.0f} ev/s "
+                f"(stage {time.perf_counter() - t:.1f} s, read-back {r['read_back_s']:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     return out
 
 
 def bench_import(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     times: dict[str, list[float]] = {k: [] for k in IMPORTS}
-    subprocess.run([sys.executable, "-c", IMPORTS["summaryd"]], check=True,
-                   env=summaryd_env())  # fills the bytecode cache if nothing did yet
+    subprocess.run(
+        [sys.executable, "-c", IMPORTS["summaryd"]], check=True, env=summaryd_env()
+    )  # fills the bytecode cache if nothing did yet
     # Runs after the other benchmarks, which imported every package many times: the page
     # cache is warm.  Rounds alternate the packages so drifting load hits all alike.
     for _ in range(cfg["import_reps"]):
         for name, stmt in IMPORTS.items():
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", stmt], check=True,
-                           env=summaryd_env() if name == "summaryd" else None,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-c", stmt],
+                check=True,
+                env=summaryd_env() if name == "summaryd" else None,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             times[name].append(time.perf_counter() - t)
     return [
-        {"what": name, "median_ms": statistics.median(v) * 1e3, "min_ms": min(v) * 1e3,
-         "max_ms": max(v) * 1e3, "runs": len(v)}
+        {
+            "what": name,
+            "median_ms": statistics.median(v) * 1e3,
+            "min_ms": min(v) * 1e3,
+            "max_ms": max(v) * 1e3,
+            "runs": len(v),
+        }
         for name, v in times.items()
     ]
 
@@ -542,10 +585,18 @@ def _fmt(v: Any, spec: str = ".2f") -> str:
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = lambda cells: "| " + " | ".join(  # noqa: E731
-        c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(cells)) + " |"
-    sep = "|" + "|".join("-" * (x + 1) + ":" if i else ":" + "-" * (x + 1)
-                         for i, x in enumerate(w)) + "|"
+    line = lambda cells: (
+        "| "
+        + " | ".join(  # noqa: E731
+            c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(cells)
+        )
+        + " |"
+    )
+    sep = (
+        "|"
+        + "|".join("-" * (x + 1) + ":" if i else ":" + "-" * (x + 1) for i, x in enumerate(w))
+        + "|"
+    )
     return "\n".join([line(headers), sep, *(line(r) for r in rows)])
 
 
@@ -553,45 +604,108 @@ def report(res: dict[str, Any]) -> str:
     cfg = res["config"]
     out = [f"machine: {res['machine']}", ""]
     lat = {r["writer"]: r for r in res["latency"]}
-    out.append(f"1. add_scalar, trainer side (N={cfg['n']} timed calls after {cfg['warmup']} "
-               f"warm-up; CPU = process_time over loop + close())")
+    out.append(
+        f"1. add_scalar, trainer side (N={cfg['n']} timed calls after {cfg['warmup']} "
+        f"warm-up; CPU = process_time over loop + close())"
+    )
     out.append("")
-    out.append(_table(
-        ["writer", "p50 µs", "p99 µs", "p99.9 µs", "mean µs", "trainer CPU µs/ev",
-         "close() ms", "daemon CPU µs/ev", "on disk", "dropped"],
-        [[r["writer"], _fmt(r["p50_us"]), _fmt(r["p99_us"]), _fmt(r["p999_us"]),
-          _fmt(r["mean_us"]), _fmt(r["cpu_us_per_event"]), _fmt(r["close_wall_s"] * 1e3, ".0f"),
-          _fmt(r.get("daemon_cpu_us_per_event")), str(r["on_disk"]), _fmt(r["dropped"], "d")]
-         for r in res["latency"]],
-    ))
-    out.append(f"(timer overhead per call ≈ {lat['summaryd']['timer_overhead_us']:.2f} µs, "
-               "included in the latencies and in CPU)")
-    out.append("loop wall vs CPU per call (the difference is time off the CPU), context "
-               "switches in the loop (involuntary = preempted / voluntary = blocked):")
+    out.append(
+        _table(
+            [
+                "writer",
+                "p50 µs",
+                "p99 µs",
+                "p99.9 µs",
+                "mean µs",
+                "trainer CPU µs/ev",
+                "close() ms",
+                "daemon CPU µs/ev",
+                "on disk",
+                "dropped",
+            ],
+            [
+                [
+                    r["writer"],
+                    _fmt(r["p50_us"]),
+                    _fmt(r["p99_us"]),
+                    _fmt(r["p999_us"]),
+                    _fmt(r["mean_us"]),
+                    _fmt(r["cpu_us_per_event"]),
+                    _fmt(r["close_wall_s"] * 1e3, ".0f"),
+                    _fmt(r.get("daemon_cpu_us_per_event")),
+                    str(r["on_disk"]),
+                    _fmt(r["dropped"], "d"),
+                ]
+                for r in res["latency"]
+            ],
+        )
+    )
+    out.append(
+        f"(timer overhead per call ≈ {lat['summaryd']['timer_overhead_us']:.2f} µs, "
+        "included in the latencies and in CPU)"
+    )
+    out.append(
+        "loop wall vs CPU per call (the difference is time off the CPU), context "
+        "switches in the loop (involuntary = preempted / voluntary = blocked):"
+    )
     for r in res["latency"]:
-        out.append(f"  {r['writer']:<12} wall {r['loop_wall_s'] / r['n'] * 1e6:7.2f} µs, "
-                   f"CPU {r['cpu_loop_us_per_event']:7.2f} µs, switches "
-                   f"{r['loop_involuntary_switches']} / {r['loop_voluntary_switches']}")
+        out.append(
+            f"  {r['writer']:<12} wall {r['loop_wall_s'] / r['n'] * 1e6:7.2f} µs, "
+            f"CPU {r['cpu_loop_us_per_event']:7.2f} µs, switches "
+            f"{r['loop_involuntary_switches']} / {r['loop_voluntary_switches']}"
+        )
     out.append("")
-    out.append(f"2. aggregate throughput: P processes × K={cfg['k']} scalars into one log dir, "
-               "barrier → all events on disk; read back with TensorBoard's RawEventFileLoader")
+    out.append(
+        f"2. aggregate throughput: P processes × K={cfg['k']} scalars into one log dir, "
+        "barrier → all events on disk; read back with TensorBoard's RawEventFileLoader"
+    )
     out.append("")
-    out.append(_table(
-        ["writer", "P", "elapsed s", "events/s", "event files", "read back",
-         "trainer CPU s", "daemon CPU s", "release skew ms"],
-        [[r["writer"], str(r["procs"]), _fmt(r["elapsed_s"], ".3f"),
-          _fmt(r["events_per_s"], ",.0f"), str(r["files"]), str(r["read_back"]),
-          _fmt(r["trainer_cpu_s"]), _fmt(r["daemon_cpu_s"]), _fmt(r["release_skew_ms"], ".1f")]
-         for r in res["throughput"]],
-    ))
+    out.append(
+        _table(
+            [
+                "writer",
+                "P",
+                "elapsed s",
+                "events/s",
+                "event files",
+                "read back",
+                "trainer CPU s",
+                "daemon CPU s",
+                "release skew ms",
+            ],
+            [
+                [
+                    r["writer"],
+                    str(r["procs"]),
+                    _fmt(r["elapsed_s"], ".3f"),
+                    _fmt(r["events_per_s"], ",.0f"),
+                    str(r["files"]),
+                    str(r["read_back"]),
+                    _fmt(r["trainer_cpu_s"]),
+                    _fmt(r["daemon_cpu_s"]),
+                    _fmt(r["release_skew_ms"], ".1f"),
+                ]
+                for r in res["throughput"]
+            ],
+        )
+    )
     out.append("")
     out.append(f"3. import time (wall, median of {cfg['import_reps']} fresh interpreter runs)")
     out.append("")
-    out.append(_table(
-        ["import", "median ms", "min ms", "max ms"],
-        [[r["what"], _fmt(r["median_ms"], ".0f"), _fmt(r["min_ms"], ".0f"),
-          _fmt(r["max_ms"], ".0f")] for r in res["imports"]],
-    ))
+    out.append(
+        _table(
+            ["import", "median ms", "min ms", "max ms"],
+            [
+                [
+                    r["what"],
+                    _fmt(r["median_ms"], ".0f"),
+                    _fmt(r["min_ms"], ".0f"),
+                    _fmt(r["max_ms"], ".0f"),
+                ]
+                for r in res["imports"]
+            ],
+        )
+    )
     out.append("")
     out.append("ratios")
     out.append("")
@@ -607,30 +721,58 @@ def compute_ratios(res: dict[str, Any]) -> list[tuple[str, str, str, bool | None
     sd, th, tx = lat["summaryd"], lat["torch"], lat["tensorboardX"]
     r: list[tuple[str, str, str, bool | None]] = []
     v = th["cpu_us_per_event"] / sd["cpu_us_per_event"]
-    r.append(("torch CPU/event ÷ summaryd trainer CPU/event", f"{v:.1f}×",
-              f"≥ {GOAL_CPU_RATIO:g}×", v >= GOAL_CPU_RATIO))
+    r.append(
+        (
+            "torch CPU/event ÷ summaryd trainer CPU/event",
+            f"{v:.1f}×",
+            f"≥ {GOAL_CPU_RATIO:g}×",
+            v >= GOAL_CPU_RATIO,
+        )
+    )
     v = tx["cpu_us_per_event"] / sd["cpu_us_per_event"]
     r.append(("tensorboardX CPU/event ÷ summaryd trainer CPU/event", f"{v:.1f}×", "", None))
     tot = sd["cpu_us_per_event"] + sd.get("daemon_cpu_us_per_event", 0.0)
     v = th["cpu_us_per_event"] / tot
     r.append(("torch CPU/event ÷ summaryd (trainer + daemon) CPU/event", f"{v:.1f}×", "", None))
-    r.append(("summaryd add_scalar p99", f"{sd['p99_us']:.2f} µs", f"< {GOAL_P99_US:g} µs",
-              sd["p99_us"] < GOAL_P99_US))
-    r.append(("torch / tensorboardX add_scalar p99",
-              f"{th['p99_us']:.1f} / {tx['p99_us']:.1f} µs", "", None))
+    r.append(
+        (
+            "summaryd add_scalar p99",
+            f"{sd['p99_us']:.2f} µs",
+            f"< {GOAL_P99_US:g} µs",
+            sd["p99_us"] < GOAL_P99_US,
+        )
+    )
+    r.append(
+        (
+            "torch / tensorboardX add_scalar p99",
+            f"{th['p99_us']:.1f} / {tx['p99_us']:.1f} µs",
+            "",
+            None,
+        )
+    )
     tp = {(x["writer"], x["procs"]): x for x in res["throughput"]}
     for procs in res["config"]["procs"]:
         v = tp[("summaryd", procs)]["events_per_s"] / tp[("torch", procs)]["events_per_s"]
         top = procs == GOAL_PROCS
-        r.append((f"summaryd events/s ÷ torch events/s, P={procs}", f"{v:.2f}×",
-                  f"≥ {GOAL_THROUGHPUT_RATIO:g}×" if top else "",
-                  (v >= GOAL_THROUGHPUT_RATIO) if top else None))
+        r.append(
+            (
+                f"summaryd events/s ÷ torch events/s, P={procs}",
+                f"{v:.2f}×",
+                f"≥ {GOAL_THROUGHPUT_RATIO:g}×" if top else "",
+                (v >= GOAL_THROUGHPUT_RATIO) if top else None,
+            )
+        )
         v = tp[("summaryd", procs)]["events_per_s"] / tp[("tensorboardX", procs)]["events_per_s"]
         r.append((f"summaryd events/s ÷ tensorboardX events/s, P={procs}", f"{v:.2f}×", "", None))
     imp = {x["what"]: x["median_ms"] for x in res["imports"]}
-    r.append(("import: summaryd / torch / tensorboardX",
-              f"{imp['summaryd']:.0f} / {imp['torch']:.0f} / {imp['tensorboardX']:.0f} ms",
-              "", None))
+    r.append(
+        (
+            "import: summaryd / torch / tensorboardX",
+            f"{imp['summaryd']:.0f} / {imp['torch']:.0f} / {imp['tensorboardX']:.0f} ms",
+            "",
+            None,
+        )
+    )
     r.append(("import: torch ÷ summaryd", f"{imp['torch'] / imp['summaryd']:.1f}×", "", None))
     return r
 
@@ -639,19 +781,27 @@ def machine() -> str:
     from importlib.metadata import version
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    vers = ", ".join(f"{m} {version(m)}" for m in ("summaryd", "torch", "tensorboardX",
-                                                    "tensorboard"))
+    vers = ", ".join(
+        f"{m} {version(m)}" for m in ("summaryd", "torch", "tensorboardX", "tensorboard")
+    )
     try:
         git = ["git", "-C", str(HERE.parent.parent)]
-        rev = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run([*git, "status", "--porcelain", "--", "sdk", "daemon", "proto"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        rev = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "sdk", "daemon", "proto"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         rev = f"commit {rev}{' + uncommitted changes in sdk/daemon/proto' if dirty else ''}; "
     except (OSError, subprocess.CalledProcessError):
         rev = ""
-    return (f"{rev}{platform.machine()}, {os.cpu_count()} cores, load {load}; "
-            f"Python {platform.python_version()}, {vers}")
+    return (
+        f"{rev}{platform.machine()}, {os.cpu_count()} cores, load {load}; "
+        f"Python {platform.python_version()}, {vers}"
+    )
 
 
 def main() -> int:
@@ -678,8 +828,7 @@ def main() -> int:
     _PYCACHE = str(tmp / "pycache")
     t_all = time.perf_counter()
     try:
-        res: dict[str, Any] = {"config": {**cfg, "procs": list(cfg["procs"])},
-                               "machine": machine()}
+        res: dict[str, Any] = {"config": {**cfg, "procs": list(cfg["procs"])}, "machine": machine()}
         print("running latency ...", file=sys.stderr, flush=True)
         res["latency"] = bench_latency(cfg, tmp, prefix)
         print("running throughput ...", file=sys.stderr, flush=True)

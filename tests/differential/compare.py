@@ -194,8 +194,14 @@ def accumulate(run_dir: Path) -> Any:
 
     acc = ea.EventAccumulator(
         str(run_dir),
-        size_guidance={ea.SCALARS: 0, ea.TENSORS: 0, ea.COMPRESSED_HISTOGRAMS: 0,
-                       ea.IMAGES: 0, ea.AUDIO: 0, ea.HISTOGRAMS: 0},
+        size_guidance={
+            ea.SCALARS: 0,
+            ea.TENSORS: 0,
+            ea.COMPRESSED_HISTOGRAMS: 0,
+            ea.IMAGES: 0,
+            ea.AUDIO: 0,
+            ea.HISTOGRAMS: 0,
+        },
     )
     acc.Reload()
     return acc
@@ -222,14 +228,12 @@ def accumulator_view(acc: Any, clock: Clock) -> dict[str, Any]:
         },
         "tensors": {
             tag: [
-                (wt(t.wall_time), t.step, MessageToDict(t.tensor_proto))
-                for t in acc.Tensors(tag)
+                (wt(t.wall_time), t.step, MessageToDict(t.tensor_proto)) for t in acc.Tensors(tag)
             ]
             for tag in sorted(tags.get("tensors", []))
         },
         "metadata": {
-            tag: MessageToDict(acc.SummaryMetadata(tag))
-            for tag in sorted(tags.get("tensors", []))
+            tag: MessageToDict(acc.SummaryMetadata(tag)) for tag in sorted(tags.get("tensors", []))
         },
     }
     return view

@@ -76,8 +76,9 @@ def _module_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonE
         for k, v in values.items():
             mp.setenv(k, v)
         mp.delenv("SUMMARYD_NO_SPAWN", raising=False)
-        d = DaemonEnv(Path(values["SUMMARYD_RUNTIME_DIR"]), values["SUMMARYD_RING_PREFIX"],
-                      dict(os.environ))
+        d = DaemonEnv(
+            Path(values["SUMMARYD_RUNTIME_DIR"]), values["SUMMARYD_RING_PREFIX"], dict(os.environ)
+        )
         try:
             d.start()
             yield d
@@ -133,8 +134,11 @@ def test_writer_opened_and_closed_without_events(daemon: DaemonEnv, tmp_path: Pa
 @pytest.mark.parametrize("log_dir", [None, ""], ids=["None", "empty"])
 @pytest.mark.parametrize("comment", ["", "_LR_0.1_BATCH_16 ünï"], ids=["no_comment", "comment"])
 def test_default_log_dir(
-    daemon: DaemonEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    log_dir: str | None, comment: str,
+    daemon: DaemonEnv,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    log_dir: str | None,
+    comment: str,
 ) -> None:
     """log_dir=None (or ''): ``runs/<%b%d_%H-%M-%S>_<hostname><comment>`` under the cwd."""
     clock = Clock()
@@ -298,7 +302,8 @@ def test_add_scalar_value_kinds(daemon: DaemonEnv, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [1.5, -2.0, 1e10, -3e38, 1e-7, 1e-30, 65504.0, 70000.0],
+    "value",
+    [1.5, -2.0, 1e10, -3e38, 1e-7, 1e-30, 65504.0, 70000.0],
 )
 def test_add_scalar_bfloat16(shared_daemon: DaemonEnv, tmp_path: Path, value: float) -> None:
     """torch logs a bfloat16 tensor through float16 (``_prepare_pytorch``): float16's
@@ -309,10 +314,28 @@ def test_add_scalar_bfloat16(shared_daemon: DaemonEnv, tmp_path: Path, value: fl
 
 def test_add_scalar_step_kinds(daemon: DaemonEnv, tmp_path: Path) -> None:
     steps: list[Any] = [
-        None, 0, 1, -1, 2**31, 2**62, 2**63 - 1, -(2**63),
-        np.int64(5), np.int32(6), np.uint64(7), np.int8(-8), np.float64(9.9),
-        torch.tensor(10), torch.tensor(11, dtype=torch.int32), torch.tensor(12.7),
-        True, False, 13.9, -14.5, "15", _Level.HIGH,
+        None,
+        0,
+        1,
+        -1,
+        2**31,
+        2**62,
+        2**63 - 1,
+        -(2**63),
+        np.int64(5),
+        np.int32(6),
+        np.uint64(7),
+        np.int8(-8),
+        np.float64(9.9),
+        torch.tensor(10),
+        torch.tensor(11, dtype=torch.int32),
+        torch.tensor(12.7),
+        True,
+        False,
+        13.9,
+        -14.5,
+        "15",
+        _Level.HIGH,
     ]
 
     def calls(w: Any) -> None:
@@ -326,10 +349,21 @@ def test_add_scalar_step_kinds(daemon: DaemonEnv, tmp_path: Path) -> None:
 
 def test_add_scalar_explicit_walltime(daemon: DaemonEnv, tmp_path: Path) -> None:
     walltimes: list[Any] = [
-        WT_INT, WT_FLOAT, WT_FUTURE, 0, 0.0, -5.5, 1e-3, True,
-        np.float64(WT_FLOAT), np.float32(1.5e9), np.int64(12345),
+        WT_INT,
+        WT_FLOAT,
+        WT_FUTURE,
+        0,
+        0.0,
+        -5.5,
+        1e-3,
+        True,
+        np.float64(WT_FLOAT),
+        np.float32(1.5e9),
+        np.int64(12345),
         torch.tensor(1.25e9, dtype=torch.float64),
-        float("inf"), float("nan"), None,
+        float("inf"),
+        float("nan"),
+        None,
     ]
 
     def calls(w: Any) -> None:
@@ -346,18 +380,42 @@ def test_add_scalar_explicit_walltime(daemon: DaemonEnv, tmp_path: Path) -> None
 
 
 SPECIAL = [
-    0.0, -0.0, float("nan"), -float("nan"), float("inf"), -float("inf"),
-    1e300, -1e300, 3.4028234663852886e38, 3.4028235e38, 3.4028235677973366e38, -3.5e38,
-    1e-40, -1e-45, 1e-50, -1e-50, 0.1, 16777217.0, 2.0**-149, 5e-324,
-    np.float64(1e300), np.float32(np.nan), np.float32(-0.0),
-    torch.tensor(1e300, dtype=torch.float64), torch.tensor(float("-inf")),
+    0.0,
+    -0.0,
+    float("nan"),
+    -float("nan"),
+    float("inf"),
+    -float("inf"),
+    1e300,
+    -1e300,
+    3.4028234663852886e38,
+    3.4028235e38,
+    3.4028235677973366e38,
+    -3.5e38,
+    1e-40,
+    -1e-45,
+    1e-50,
+    -1e-50,
+    0.1,
+    16777217.0,
+    2.0**-149,
+    5e-324,
+    np.float64(1e300),
+    np.float32(np.nan),
+    np.float32(-0.0),
+    torch.tensor(1e300, dtype=torch.float64),
+    torch.tensor(float("-inf")),
 ]
 
 
 @pytest.mark.parametrize(
     "style",
-    [dict(), dict(new_style=True), dict(new_style=True, double_precision=True),
-     dict(double_precision=True)],
+    [
+        dict(),
+        dict(new_style=True),
+        dict(new_style=True, double_precision=True),
+        dict(double_precision=True),
+    ],
     ids=["simple_value", "new_style", "new_style_double", "double_only"],
 )
 def test_add_scalar_special_values(
@@ -374,8 +432,18 @@ def test_add_scalar_special_values(
 
 def test_add_scalar_tags(daemon: DaemonEnv, tmp_path: Path) -> None:
     tags = [
-        "loss", "损失/训练", "Ünïcödé ✓", "emoji 🎉/x", "with spaces and\ttab", "a/b/c/d",
-        "", "/", "x" * 1000, "nul\x00inside", "dup", "dup",
+        "loss",
+        "损失/训练",
+        "Ünïcödé ✓",
+        "emoji 🎉/x",
+        "with spaces and\ttab",
+        "a/b/c/d",
+        "",
+        "/",
+        "x" * 1000,
+        "nul\x00inside",
+        "dup",
+        "dup",
     ]
 
     def calls(w: Any) -> None:
@@ -416,10 +484,22 @@ def test_add_scalars(daemon: DaemonEnv, tmp_path: Path) -> None:
         w.add_scalar("main", 2.0, 7)
 
     ref, ours = compare_calls(tmp_path, calls)
-    assert sorted(ref) == sorted([
-        ".", "loss_train", "loss_val", "loss_test", "loss_new", "metrics_acc_top1",
-        "metrics_acc_top5", "nested_a/b", "nested_ключ", "nested_", "a_b_c_x", "a_b_c_y",
-    ])
+    assert sorted(ref) == sorted(
+        [
+            ".",
+            "loss_train",
+            "loss_val",
+            "loss_test",
+            "loss_new",
+            "metrics_acc_top1",
+            "metrics_acc_top5",
+            "nested_a/b",
+            "nested_ключ",
+            "nested_",
+            "a_b_c_x",
+            "a_b_c_y",
+        ]
+    )
     # One add_scalars call stamps every sub-run with the same wall time (torch takes it once).
     for tree in (ref, ours):
         first = [events_of(tree, f"loss_{k}")[1].wall_time for k in ("train", "val", "test")]
@@ -511,8 +591,12 @@ def test_log_after_close_starts_new_file(daemon: DaemonEnv, tmp_path: Path) -> N
 
     ref, ours = compare_calls(tmp_path, calls, purge_step=3)
     assert len(ref["."].files) == len(ours["."].files) == 2
-    assert [e.WhichOneof("what") for e in ref["."].events[1]] == ["file_version", "summary",
-                                                                  "summary", "summary"]
+    assert [e.WhichOneof("what") for e in ref["."].events[1]] == [
+        "file_version",
+        "summary",
+        "summary",
+        "summary",
+    ]
 
 
 def test_close_twice_then_log_three_files(daemon: DaemonEnv, tmp_path: Path) -> None:
@@ -631,14 +715,15 @@ BAD_CALLS = [
     _bad("value-tuple-1", "scalar_value", lambda w: w.add_scalar("x", (1.0,), 1)),
     _bad("value-complex", "scalar_value", lambda w: w.add_scalar("x", 1 + 2j, 1)),
     _bad("value-np-complex", "scalar_value", lambda w: w.add_scalar("x", np.complex128(1 + 2j), 1)),
-    _bad("value-torch-complex", "scalar_value",
-         lambda w: w.add_scalar("x", torch.tensor(1 + 2j), 1)),
+    _bad(
+        "value-torch-complex", "scalar_value", lambda w: w.add_scalar("x", torch.tensor(1 + 2j), 1)
+    ),
     _bad("value-np-object-None", "scalar_value", lambda w: w.add_scalar("x", np.array([None]), 1)),
     _bad("value-np-str", "scalar_value", lambda w: w.add_scalar("x", np.array(["x"]), 1)),
-    _bad("value-decimal", "scalar_value",
-         lambda w: w.add_scalar("x", decimal.Decimal("1.5"), 1)),
-    _bad("value-fraction", "scalar_value",
-         lambda w: w.add_scalar("x", fractions.Fraction(1, 3), 1)),
+    _bad("value-decimal", "scalar_value", lambda w: w.add_scalar("x", decimal.Decimal("1.5"), 1)),
+    _bad(
+        "value-fraction", "scalar_value", lambda w: w.add_scalar("x", fractions.Fraction(1, 3), 1)
+    ),
     _bad("value-int-10**400", "scalar_value", lambda w: w.add_scalar("x", 10**400, 1)),
     # add_scalar: global_step
     _bad("step-str-x", "global_step", lambda w: w.add_scalar("x", 1.0, "x")),
@@ -655,8 +740,7 @@ BAD_CALLS = [
     _bad("walltime-str-number", "walltime", lambda w: w.add_scalar("x", 1.0, 1, "1.5")),
     _bad("walltime-object", "walltime", lambda w: w.add_scalar("x", 1.0, 1, object())),
     _bad("walltime-int-2**1100", "walltime", lambda w: w.add_scalar("x", 1.0, 1, 2**1100)),
-    _bad("walltime-np-1-element", "walltime",
-         lambda w: w.add_scalar("x", 1.0, 1, np.array([1.5]))),
+    _bad("walltime-np-1-element", "walltime", lambda w: w.add_scalar("x", 1.0, 1, np.array([1.5]))),
     _bad("walltime-torch-zeros2", "walltime", lambda w: w.add_scalar("x", 1.0, 1, torch.zeros(2))),
     # add_scalars
     _bad("scalars-dict-list", "tag_scalar_dict", lambda w: w.add_scalars("m", [("a", 1.0)], 1)),
@@ -665,12 +749,18 @@ BAD_CALLS = [
     _bad("scalars-main-tag-None", "main_tag", lambda w: w.add_scalars(None, {"a": 1.0}, 1)),
     _bad("scalars-main-tag-int", "main_tag", lambda w: w.add_scalars(5, {"a": 1.0}, 1)),
     _bad("scalars-key-int", "tag_scalar_dict", lambda w: w.add_scalars("m", {5: 1.0}, 1)),
-    _bad("scalars-walltime-x-empty-dict", "walltime",
-         lambda w: w.add_scalars("m", {}, 1, walltime="x")),
+    _bad(
+        "scalars-walltime-x-empty-dict",
+        "walltime",
+        lambda w: w.add_scalars("m", {}, 1, walltime="x"),
+    ),
     # (torch opens the sub-run's file before these fail: see test_add_scalars_failing_midway)
     _bad("scalars-value-None", "tag_scalar_dict", lambda w: w.add_scalars("m", {"a": None}, 1)),
-    _bad("scalars-value-zeros3", "tag_scalar_dict",
-         lambda w: w.add_scalars("m", {"a": np.zeros(3)}, 1)),
+    _bad(
+        "scalars-value-zeros3",
+        "tag_scalar_dict",
+        lambda w: w.add_scalars("m", {"a": np.zeros(3)}, 1),
+    ),
     _bad("scalars-step-x", "global_step", lambda w: w.add_scalars("m", {"a": 1.0}, "x")),
     _bad("scalars-walltime-x", "walltime", lambda w: w.add_scalars("m", {"a": 1.0}, 1, "x")),
     # add_text
@@ -728,10 +818,7 @@ def _rejected_without_side_effects() -> list[Calls]:
     """The BAD_CALLS torch rejects before creating anything (add_scalars with a
     non-empty dict is excluded: torch opens the sub-run's file before failing)."""
     skip = {"scalars-main-tag-None", "scalars-main-tag-int", "scalars-key-int"}
-    return [
-        p.values[0] for p in BAD_CALLS
-        if not p.id.startswith("scalars-") or p.id in skip
-    ]
+    return [p.values[0] for p in BAD_CALLS if not p.id.startswith("scalars-") or p.id in skip]
 
 
 def test_rejected_calls_write_nothing(daemon: DaemonEnv, tmp_path: Path) -> None:
@@ -786,8 +873,11 @@ CTOR_BAD = [
 
 @pytest.mark.parametrize(("kwargs", "arg"), CTOR_BAD)
 def test_bad_constructor_argument(
-    shared_daemon: DaemonEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    kwargs: dict[str, Any], arg: str,
+    shared_daemon: DaemonEnv,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kwargs: dict[str, Any],
+    arg: str,
 ) -> None:
     clock = Clock()
     excs: list[BaseException | None] = []

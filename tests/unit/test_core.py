@@ -77,14 +77,22 @@ class Client:
         return self.raw(msgpack.packb(list(items), use_bin_type=True))
 
     def open(
-        self, wid: int = 1, log_dir: str = LOG, suffix: str = "", max_queue: int = 10,
-        flush_secs: float = 120.0, purge_step: int | None = None, walltime: float = WALL,
+        self,
+        wid: int = 1,
+        log_dir: str = LOG,
+        suffix: str = "",
+        max_queue: int = 10,
+        flush_secs: float = 120.0,
+        purge_step: int | None = None,
+        walltime: float = WALL,
     ) -> Record:
-        return self.rec(wire.OPEN, wid, log_dir, suffix, max_queue, flush_secs, purge_step,
-                        walltime)
+        return self.rec(
+            wire.OPEN, wid, log_dir, suffix, max_queue, flush_secs, purge_step, walltime
+        )
 
-    def scalar(self, wid: int, tag: str, value: float, step: int | None = None,
-               walltime: float = WALL + 1) -> Record:
+    def scalar(
+        self, wid: int, tag: str, value: float, step: int | None = None, walltime: float = WALL + 1
+    ) -> Record:
         return self.rec(wire.SCALAR, wid, tag, value, step, walltime)
 
     def close(self, wid: int = 1) -> Record:
@@ -146,7 +154,8 @@ def test_first_append_starts_with_the_version_record() -> None:
     evs = events(app.data)
     assert evs[0].file_version == "brain.Event:2"
     assert [(v.tag, v.simple_value, e.step) for e in evs[1:] for v in e.summary.value] == [
-        ("loss", 0.5, 1), ("loss", 0.25, 2)
+        ("loss", 0.5, 1),
+        ("loss", 0.25, 2),
     ]
     assert app.records == 3
 
@@ -199,9 +208,10 @@ def test_nothing_is_written_before_the_latency() -> None:
     assert of(core.tick(T0 + 5), Append) == []
 
 
-@pytest.mark.parametrize(("flush_secs", "max_latency", "latency"),
-                         [(120.0, 1.0, 1.0), (0.25, 1.0, 0.25), (120.0, 5.0, 5.0),
-                          (3.0, 5.0, 3.0), (0, 1.0, 0.0)])
+@pytest.mark.parametrize(
+    ("flush_secs", "max_latency", "latency"),
+    [(120.0, 1.0, 1.0), (0.25, 1.0, 0.25), (120.0, 5.0, 5.0), (3.0, 5.0, 3.0), (0, 1.0, 0.0)],
+)
 def test_latency_is_min_of_max_latency_and_flush_secs(
     flush_secs: float, max_latency: float, latency: float
 ) -> None:
@@ -429,7 +439,9 @@ def test_a_different_suffix_is_a_different_run() -> None:
     c = Client(core)
     c.send(T0, c.open(1, suffix=""), c.open(2, suffix=".b"), c.open(3, log_dir=LOG2))
     assert of(core.tick(T0), OpenFile) == [
-        OpenFile(1, LOG, ""), OpenFile(2, LOG, ".b"), OpenFile(3, LOG2, "")
+        OpenFile(1, LOG, ""),
+        OpenFile(2, LOG, ".b"),
+        OpenFile(3, LOG2, ""),
     ]
 
 
@@ -594,9 +606,12 @@ def test_notices_are_limited_per_client() -> None:
 def test_scalar_tensor_and_text_records() -> None:
     core = Core()
     c = Client(core)
-    c.send(T0, c.open(),
-           c.rec(wire.SCALAR_T, 1, "d", 0.1, 5, WALL, True),
-           c.rec(wire.TEXT, 1, "note", "hello", 6, WALL))
+    c.send(
+        T0,
+        c.open(),
+        c.rec(wire.SCALAR_T, 1, "d", 0.1, 5, WALL, True),
+        c.rec(wire.TEXT, 1, "note", "hello", 6, WALL),
+    )
     [app] = of(core.tick(T0 + 1), Append)
     _, d, note = events(app.data)
     assert d.summary.value[0].tensor.double_val == [0.1] and d.step == 5
@@ -625,7 +640,9 @@ def test_hello_is_idempotent() -> None:
 def test_records_with_nothing_do_nothing() -> None:
     core = Core()
     c = Client(core)
-    c.send(T0, )
+    c.send(
+        T0,
+    )
     assert core.tick(T0) == []
 
 
@@ -779,8 +796,14 @@ class CoreMachine(RuleBasedStateMachine):
         flush_secs=st.sampled_from([0.2, 1.0, 120.0]),
         purge_step=st.sampled_from([None, None, None, 0, 5]),
     )
-    def open_writer(self, data: st.DataObject, key: tuple[str, str], max_queue: int,
-                    flush_secs: float, purge_step: int | None) -> None:
+    def open_writer(
+        self,
+        data: st.DataObject,
+        key: tuple[str, str],
+        max_queue: int,
+        flush_secs: float,
+        purge_step: int | None,
+    ) -> None:
         c = data.draw(st.sampled_from(self._live()))
         wid = c.next_wid
         c.next_wid += 1
@@ -834,8 +857,10 @@ class CoreMachine(RuleBasedStateMachine):
         # latency: the core forces the writes that hold it back.
         due = {
             (c.cid, tok)
-            for c in self.clients.values() if not c.removed
-            for tok, pos in c.flushes.items() if pos <= c.drained and tok not in c.acked
+            for c in self.clients.values()
+            if not c.removed
+            for tok, pos in c.flushes.items()
+            if pos <= c.drained and tok not in c.acked
         }
         pressed, self.pressed = self.pressed, set()
         self._check(self.core.tick(self.now))

@@ -42,8 +42,22 @@ walltimes = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
 )
 values = st.one_of(
-    st.sampled_from([0.0, -0.0, 1.0, math.inf, -math.inf, math.nan, 1e300, -1e300, 5e-324,
-                     3.4028234663852886e38, 3.4028235677973366e38, 1e-46]),
+    st.sampled_from(
+        [
+            0.0,
+            -0.0,
+            1.0,
+            math.inf,
+            -math.inf,
+            math.nan,
+            1e300,
+            -1e300,
+            5e-324,
+            3.4028234663852886e38,
+            3.4028235677973366e38,
+            1e-46,
+        ]
+    ),
     st.floats(),
 )
 
@@ -101,8 +115,10 @@ def test_scalar_is_the_message_built_event(
     assert _f32_bits(v.simple_value) == _f32_bits(value)
 
 
-@pytest.mark.parametrize(("value", "expected"), [(1e300, math.inf), (-1e300, -math.inf),
-                                                 (3.5e38, math.inf), (1e-50, 0.0)])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1e300, math.inf), (-1e300, -math.inf), (3.5e38, math.inf), (1e-50, 0.0)],
+)
 def test_scalar_out_of_float32_range(value: float, expected: float) -> None:
     ev = tb_event_pb2.Event.FromString(encode.scalar([wire.SCALAR, 1, "t", value, 1, 2.0]))
     assert ev.summary.value[0].simple_value == expected
@@ -232,8 +248,15 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-_FIELD_VALUES = {"wid": 1, "tag": "tag", "value": 0.5, "step": 3, "walltime": 1.5,
-                 "double": True, "text": "body"}
+_FIELD_VALUES = {
+    "wid": 1,
+    "tag": "tag",
+    "value": 0.5,
+    "step": 3,
+    "walltime": 1.5,
+    "double": True,
+    "text": "body",
+}
 
 
 def test_encoder_table() -> None:
@@ -279,7 +302,11 @@ _BAD_FIELDS: list[tuple[str, int, Any]] = [
     ("walltime-word", 5, "yesterday"),
 ]
 _BAD_VALUES: list[tuple[str, Any]] = [
-    ("nil", None), ("list", [1.0]), ("map", {"v": 1.0}), ("word", "abc"), ("bin", b"\x00"),
+    ("nil", None),
+    ("list", [1.0]),
+    ("map", {"v": 1.0}),
+    ("word", "abc"),
+    ("bin", b"\x00"),
 ]
 
 
@@ -306,12 +333,26 @@ def test_bad_records_raise_type_or_value_error(kind: int, rec: list[Any]) -> Non
 
 
 _LAX = {
-    wire.SCALAR: [("value-str", 3, "1.5"), ("value-bin", 3, b"1.5"), ("walltime-str", 5, "1.5"),
-                  ("tag-bin", 2, b"tag"), ("tag-nil", 2, None)],
-    wire.SCALAR_T: [("value-str", 3, "1.5"), ("value-bin", 3, b"1.5"),
-                    ("walltime-str", 5, "1.5"), ("tag-bin", 2, b"tag"), ("tag-nil", 2, None)],
-    wire.TEXT: [("walltime-str", 5, "1.5"), ("text-bin", 3, b"body"), ("tag-bin", 2, b"tag"),
-                ("tag-nil", 2, None)],
+    wire.SCALAR: [
+        ("value-str", 3, "1.5"),
+        ("value-bin", 3, b"1.5"),
+        ("walltime-str", 5, "1.5"),
+        ("tag-bin", 2, b"tag"),
+        ("tag-nil", 2, None),
+    ],
+    wire.SCALAR_T: [
+        ("value-str", 3, "1.5"),
+        ("value-bin", 3, b"1.5"),
+        ("walltime-str", 5, "1.5"),
+        ("tag-bin", 2, b"tag"),
+        ("tag-nil", 2, None),
+    ],
+    wire.TEXT: [
+        ("walltime-str", 5, "1.5"),
+        ("text-bin", 3, b"body"),
+        ("tag-bin", 2, b"tag"),
+        ("tag-nil", 2, None),
+    ],
 }
 
 
@@ -336,11 +377,16 @@ def test_fields_must_have_the_documented_type(kind: int, index: int, bad: Any) -
 
 _anything = st.recursive(
     st.one_of(
-        st.none(), st.booleans(), st.integers(min_value=INT64_MIN, max_value=(1 << 64) - 1),
-        st.floats(), st.text(max_size=10), st.binary(max_size=10),
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=INT64_MIN, max_value=(1 << 64) - 1),
+        st.floats(),
+        st.text(max_size=10),
+        st.binary(max_size=10),
     ),
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=4,
 )
 

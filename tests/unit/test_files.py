@@ -40,8 +40,10 @@ def _torch_name(now: float, host: str, pid: int, n: int, suffix: str) -> str:
 
 def test_empty_directory_gets_torchs_name() -> None:
     name = event_file_name([], NOW, "host", 4242, 1, "")
-    assert name == _torch_name(NOW, "host", 4242, 1, "") == (
-        "events.out.tfevents.1700000000.host.4242.1"
+    assert (
+        name
+        == _torch_name(NOW, "host", 4242, 1, "")
+        == ("events.out.tfevents.1700000000.host.4242.1")
     )
     assert event_file_name([], NOW, "h", 1, 2, ".sfx") == "events.out.tfevents.1700000000.h.1.2.sfx"
 
@@ -105,10 +107,12 @@ def test_suffix_is_kept() -> None:
 _hosts = st.text(alphabet="abcxyz019-", min_size=1, max_size=10).filter(lambda h: h[0] != "-")
 _times = st.floats(min_value=0, max_value=4e9)  # 10 digits until the year 2286
 _suffixes = st.sampled_from(["", ".v2", ".a", ".profile-empty", ".x.y", "_z"])
-_torch_names = st.builds(_torch_name, _times, _hosts, st.integers(1, 1 << 22),
-                         st.integers(1, 200), _suffixes)
-_tf_names = st.builds(lambda t, h, s: f"events.out.tfevents.{int(t):010d}.{h}{s}",
-                      _times, _hosts, _suffixes)
+_torch_names = st.builds(
+    _torch_name, _times, _hosts, st.integers(1, 1 << 22), st.integers(1, 200), _suffixes
+)
+_tf_names = st.builds(
+    lambda t, h, s: f"events.out.tfevents.{int(t):010d}.{h}{s}", _times, _hosts, _suffixes
+)
 
 
 @settings(max_examples=150, deadline=None)

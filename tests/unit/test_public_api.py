@@ -12,14 +12,29 @@ from summaryd import SummaryWriter
 
 # Methods of torch's SummaryWriter that summaryd implements so far.
 IMPLEMENTED = [
-    "__init__", "get_logdir", "add_scalar", "add_scalars", "add_text", "flush", "close",
-    "__enter__", "__exit__",
+    "__init__",
+    "get_logdir",
+    "add_scalar",
+    "add_scalars",
+    "add_text",
+    "flush",
+    "close",
+    "__enter__",
+    "__exit__",
 ]
 
 
 def test_all_is_explicit_and_complete() -> None:
     public = {n for n in dir(summaryd) if not n.startswith("_")} - {
-        "client", "convert", "errors", "paths", "ring", "spawn", "wire", "writer", "proto",
+        "client",
+        "convert",
+        "errors",
+        "paths",
+        "ring",
+        "spawn",
+        "wire",
+        "writer",
+        "proto",
         "daemon",
     }
     assert set(summaryd.__all__) == public | {"__version__"}
@@ -36,7 +51,15 @@ def test_import_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     result = json.loads(out.stdout)
     loaded = set(result["modules"])
-    for heavy in ("torch", "summaryd.daemon", "PIL", "matplotlib", "numpy", "zmq", "google.protobuf"):
+    for heavy in (
+        "torch",
+        "summaryd.daemon",
+        "PIL",
+        "matplotlib",
+        "numpy",
+        "zmq",
+        "google.protobuf",
+    ):
         assert heavy not in loaded, f"importing summaryd loads {heavy}"
     assert result["seconds"] < 1.0  # generous bound; the benchmark reports the real figure
 

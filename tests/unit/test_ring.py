@@ -139,8 +139,18 @@ def _doc_layout() -> dict[str, tuple[int, str, str]]:
 def test_docstring_layout_parses() -> None:
     rows = _doc_layout()
     assert list(rows) == [
-        "magic", "version", "hdr_size", "capacity", "pid", "start", "session",
-        "head", "tail", "bell", "dropped", "data",
+        "magic",
+        "version",
+        "hdr_size",
+        "capacity",
+        "pid",
+        "start",
+        "session",
+        "head",
+        "tail",
+        "bell",
+        "dropped",
+        "data",
     ]
 
 
@@ -214,9 +224,7 @@ def test_create_ring(ring: Ring, ring_path: Path) -> None:
         create_ring(str(ring_path), CAP, 1, 1, SESSION)
 
 
-@pytest.mark.parametrize(
-    ("requested", "expected"), [(1, CAP), (CAP, CAP), (CAP + 1, 2 * CAP)]
-)
+@pytest.mark.parametrize(("requested", "expected"), [(1, CAP), (CAP, CAP), (CAP + 1, 2 * CAP)])
 def test_capacity_is_rounded_to_a_power_of_two(
     tmp_path: Path, requested: int, expected: int
 ) -> None:
@@ -572,8 +580,17 @@ def test_open_ring_refuses_a_bad_header(
         open_ring(str(ring_path))
 
 
-@pytest.mark.parametrize("size", [0, HEADER_SIZE - 1, HEADER_SIZE, HEADER_SIZE + CAP - 8,
-                                  HEADER_SIZE + CAP + 8, HEADER_SIZE + 2 * CAP])
+@pytest.mark.parametrize(
+    "size",
+    [
+        0,
+        HEADER_SIZE - 1,
+        HEADER_SIZE,
+        HEADER_SIZE + CAP - 8,
+        HEADER_SIZE + CAP + 8,
+        HEADER_SIZE + 2 * CAP,
+    ],
+)
 def test_open_ring_refuses_a_wrong_size(ring: Ring, ring_path: Path, size: int) -> None:
     os.truncate(ring_path, size)
     with pytest.raises(RingCorruptError):
@@ -586,8 +603,9 @@ _op = st.one_of(
     st.tuples(st.just("put"), st.binary(min_size=1, max_size=1500)),
     st.tuples(
         st.just("read"),
-        st.one_of(st.integers(min_value=0, max_value=64),
-                  st.integers(min_value=0, max_value=2 * CAP)),
+        st.one_of(
+            st.integers(min_value=0, max_value=64), st.integers(min_value=0, max_value=2 * CAP)
+        ),
     ),
     st.tuples(st.just("tail"), st.integers(min_value=0, max_value=1 << 16)),
 )
@@ -653,15 +671,20 @@ def test_ring_behaves_as_a_fifo(ring_dir: Path, ops: list[tuple[str, object]]) -
     ),
     read_pos=st.one_of(st.none(), st.integers(min_value=0, max_value=(1 << 64) - 1)),
     lengths=st.lists(
-        st.tuples(st.integers(min_value=0, max_value=7),
-                  st.one_of(st.integers(min_value=0, max_value=2 * CAP),
-                            st.integers(min_value=0, max_value=(1 << 32) - 1))),
+        st.tuples(
+            st.integers(min_value=0, max_value=7),
+            st.one_of(
+                st.integers(min_value=0, max_value=2 * CAP),
+                st.integers(min_value=0, max_value=(1 << 32) - 1),
+            ),
+        ),
         max_size=2,
     ),
     max_bytes=st.integers(min_value=0, max_value=2 * CAP),
 )
-@example(payloads=[b"\x00"], garbage=[(0, b"\t")], head=None, read_pos=None, lengths=[],
-         max_bytes=0)
+@example(
+    payloads=[b"\x00"], garbage=[(0, b"\t")], head=None, read_pos=None, lengths=[], max_bytes=0
+)
 def test_garbage_ring_only_raises_ring_corrupt_error(
     ring_dir: Path,
     payloads: list[bytes],

@@ -119,8 +119,13 @@ def test_round_trip_every_message(t: str) -> None:
 
 def test_round_trip_hello_as_the_client_sends_it() -> None:
     msg = {
-        "t": "hello", "v": PROTOCOL_VERSION, "pid": 12345, "start": 987654321,
-        "sid": "0123456789abcdef0123456789abcdef", "ring": "summaryd.12345.0123", "argv": [],
+        "t": "hello",
+        "v": PROTOCOL_VERSION,
+        "pid": 12345,
+        "start": 987654321,
+        "sid": "0123456789abcdef0123456789abcdef",
+        "ring": "summaryd.12345.0123",
+        "argv": [],
     }
     assert unpack(pack(msg)) == msg
 
@@ -174,8 +179,14 @@ def test_wrong_messages_raise_protocol_error(name: str) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"\xc1", b"\x81", _bad({"t": "status"}) + b"\x00", b"\xd4\x01\x00",
-     _bad({"t": "status", "x": msgpack.ExtType(1, b"abc")})],
+    [
+        b"",
+        b"\xc1",
+        b"\x81",
+        _bad({"t": "status"}) + b"\x00",
+        b"\xd4\x01\x00",
+        _bad({"t": "status", "x": msgpack.ExtType(1, b"abc")}),
+    ],
     ids=["empty", "never-used-byte", "truncated-map", "extra-data", "ext", "ext-in-map"],
 )
 def test_undecodable_messages_raise_protocol_error(data: bytes) -> None:
@@ -226,8 +237,18 @@ def test_unpack_record_round_trip() -> None:
 @pytest.mark.parametrize(
     "obj",
     [[], {"a": 1}, 3, "SCALAR", None, [True, 1], [1.0, 1], ["OPEN"], [None], [[1], 2]],
-    ids=["empty", "map", "int", "str", "nil", "bool-kind", "float-kind", "str-kind", "nil-kind",
-         "list-kind"],
+    ids=[
+        "empty",
+        "map",
+        "int",
+        "str",
+        "nil",
+        "bool-kind",
+        "float-kind",
+        "str-kind",
+        "nil-kind",
+        "list-kind",
+    ],
 )
 def test_unpack_record_refuses_non_records(obj: Any) -> None:
     with pytest.raises(ProtocolError):
@@ -243,8 +264,12 @@ def test_unpack_record_refuses_garbage(data: bytes) -> None:
 # -- properties ------------------------------------------------------------------------------------
 
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(1 << 63), max_value=(1 << 64) - 1),
-    st.floats(allow_nan=False), st.text(max_size=20), st.binary(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(1 << 63), max_value=(1 << 64) - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
+    st.binary(max_size=20),
 )
 _values = st.recursive(
     _scalars,
