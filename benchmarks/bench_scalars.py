@@ -585,13 +585,11 @@ def _fmt(v: Any, spec: str = ".2f") -> str:
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = lambda cells: (
-        "| "
-        + " | ".join(  # noqa: E731
-            c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(cells)
-        )
-        + " |"
-    )
+
+    def line(cells: list[str]) -> str:
+        padded = (c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(cells))
+        return "| " + " | ".join(padded) + " |"
+
     sep = (
         "|"
         + "|".join("-" * (x + 1) + ":" if i else ":" + "-" * (x + 1) for i, x in enumerate(w))

@@ -47,7 +47,8 @@ def request(loc: Locations, message: dict[str, Any], timeout: float = 2.0) -> di
         sock.send(wire.pack(message))
         if not sock.poll(int(timeout * 1000)):
             raise DaemonUnavailableError(f"the daemon at {loc.endpoint} did not answer")
-        return wire.unpack(sock.recv())
+        reply: dict[str, Any] = wire.unpack(sock.recv())
+        return reply
     finally:
         sock.close()
         ctx.term()

@@ -40,7 +40,7 @@ from typing import Any
 import msgpack
 
 from . import wire
-from .errors import DaemonNoticeWarning, RecordsDroppedWarning
+from .errors import DaemonNoticeWarning, ProtocolError, RecordsDroppedWarning
 from .paths import Locations, ensure_runtime_dir, locations, process_start_ticks
 from .ring import Ring, create_ring
 from .spawn import daemon_running, ensure_daemon, spawning_allowed
@@ -225,7 +225,7 @@ class Client:
                 return
             try:
                 self._handle(wire.unpack(raw))
-            except wire.ProtocolError:
+            except ProtocolError:
                 continue
 
     def flush(self, timeout: float | None = None) -> bool:

@@ -14,7 +14,7 @@ import os
 import time
 from typing import Any, NoReturn
 
-from .errors import (  # noqa: F401  (re-exported for writer.py)
+from .errors import (
     ArgumentAttributeError,
     ArgumentEncodingError,
     ArgumentRangeError,
@@ -185,7 +185,7 @@ def to_main_tag(tag: Any, name: str = "main_tag") -> str:
 def to_log_dir(log_dir: Any) -> str:
     """A directory path; like torch, anything else is used as ``str(log_dir)``."""
     if isinstance(log_dir, (str, os.PathLike)):
-        return os.fspath(log_dir)  # type: ignore[no-any-return]
+        return os.fspath(log_dir)
     return str(log_dir)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import RuntimeDirError
@@ -66,9 +67,10 @@ class Locations:
         return name.startswith(self.ring_prefix + ".") and name.count(".") >= 2
 
 
-def locations(env: dict[str, str] | None = None) -> Locations:
+def locations(env: Mapping[str, str] | None = None) -> Locations:
     """Derive the locations from ``env`` (default ``os.environ``)."""
-    env = os.environ if env is None else env
+    if env is None:
+        env = os.environ
     uid = os.getuid()
     runtime = env.get("SUMMARYD_RUNTIME_DIR")
     if not runtime:

@@ -15,6 +15,7 @@ from typing import Any
 from . import client as _client_mod
 from . import convert, wire
 from .client import ClientStatistics
+from .errors import ArgumentAttributeError, ArgumentTypeError
 
 _SCALAR = wire.SCALAR
 _CLOSED = object()
@@ -210,7 +211,7 @@ class SummaryWriter:
         """
         main_tag = convert.to_main_tag(main_tag)
         if not hasattr(tag_scalar_dict, "items"):
-            raise convert.ArgumentAttributeError(
+            raise ArgumentAttributeError(
                 f"tag_scalar_dict: expected a dict of tag -> value, "
                 f"got {type(tag_scalar_dict).__name__}"
             )
@@ -224,7 +225,7 @@ class SummaryWriter:
         values = []
         for tag, v in items:
             if not isinstance(tag, str):
-                raise convert.ArgumentTypeError(
+                raise ArgumentTypeError(
                     f"tag_scalar_dict: keys must be str, got {type(tag).__name__}"
                 )
             convert.check_utf8(tag, "tag_scalar_dict key")
