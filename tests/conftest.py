@@ -6,6 +6,7 @@ with the test's prefix is removed, so two test runs (or two tests) never meet.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -106,16 +107,15 @@ def wait_for_daemon(d: DaemonEnv, timeout: float = 20.0) -> None:
             time.sleep(0.02)
 
 
-@pytest.fixture
-def daemon_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DaemonEnv]:
-    """An isolated runtime dir and ring prefix, set in this process's environment.
-
-    No daemon is started: use ``daemon_env.start()`` or let a client spawn one.
-    """
+@contextlib.contextmanager
+def isolated_env(base: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DaemonEnv]:
+    """An isolated runtime dir (under ``base``) and ring prefix, set in this
+    process's environment; on exit the client is closed, the daemon stopped by
+    PID and the prefix's rings removed."""
     from summaryd import client
 
     client.shutdown_client(0.0)
-    rt = tmp_path / "rt"
+    rt = base / "rt"
     prefix = "sdtest-" + secrets.token_hex(4)
     values = {
         "SUMMARYD_RUNTIME_DIR": str(rt),
@@ -125,8 +125,7 @@ def daemon_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daem
     for k, v in values.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("SUMMARYD_NO_SPAWN", raising=False)
-    env = dict(os.environ)
-    d = DaemonEnv(rt, prefix, env)
+    d = DaemonEnv(rt, prefix, dict(os.environ))
     try:
         yield d
     finally:
@@ -134,6 +133,14 @@ def daemon_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daem
         d.stop()
         for name in d.rings():
             os.unlink(os.path.join("/dev/shm", name))
+
+
+@pytest.fixture
+def daemon_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DaemonEnv]:
+    """An isolated environment (see ``isolated_env``); no daemon is started:
+    use ``daemon_env.start()`` or let a client spawn one."""
+    with isolated_env(tmp_path, monkeypatch) as d:
+        yield d
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import fractions
 import math
 import os
 import re
-import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +30,7 @@ from torch.utils.tensorboard import SummaryWriter as TorchWriter
 
 from summaryd import SummaryWriter as OurWriter
 
-from ..conftest import DaemonEnv
+from ..conftest import DaemonEnv, isolated_env
 from .compare import (
     LIVE,
     Clock,
@@ -64,29 +63,12 @@ def _module_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonE
     daemon start costs ~0.5 s, and the ~60 bad-input and bfloat16 cases would
     otherwise spend most of this file's time budget starting daemons.
     """
-    from summaryd import client
-
-    values = {
-        "SUMMARYD_RUNTIME_DIR": str(tmp_path_factory.mktemp("shared-daemon") / "rt"),
-        "SUMMARYD_RING_PREFIX": "sdtest-" + secrets.token_hex(4),
-        "SUMMARYD_IDLE_EXIT": "",
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        client.shutdown_client(0.0)
-        for k, v in values.items():
-            mp.setenv(k, v)
-        mp.delenv("SUMMARYD_NO_SPAWN", raising=False)
-        d = DaemonEnv(
-            Path(values["SUMMARYD_RUNTIME_DIR"]), values["SUMMARYD_RING_PREFIX"], dict(os.environ)
-        )
-        try:
-            d.start()
-            yield d
-        finally:
-            client.shutdown_client(5.0)
-            d.stop()
-            for name in d.rings():
-                os.unlink(os.path.join("/dev/shm", name))
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        isolated_env(tmp_path_factory.mktemp("shared-daemon"), mp) as d,
+    ):
+        d.start()
+        yield d
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,18 @@ PEERS = Path(__file__).resolve().parent.parent / "peers"
 def scalar_points(log_dir: Path) -> Counter[tuple[str, int]]:
     """(tag, step) -> how many times it is in the run, as TensorBoard reads it."""
     return Counter((v.tag, e.step) for e in read_events(log_dir) for v in e.summary.value)
+
+
+def run_code(code: str, env: dict[str, str], log_dir: Path, timeout: float) -> Any:
+    """Run ``code`` in a fresh interpreter with ``log_dir`` as argv[1]; its stdout."""
+    return subprocess.run(
+        [sys.executable, "-c", code, str(log_dir)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def event_files(log_dir: Path) -> list[Path]:
@@ -159,14 +172,7 @@ def test_no_spawn_and_no_daemon_never_hangs_or_raises(
         "SUMMARYD_FLUSH_TIMEOUT": "0.5",
         "SUMMARYD_EXIT_FLUSH_TIMEOUT": "0.2",
     }
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "run")],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = run_code(code, env, tmp_path / "run", timeout=30)
     assert float(out.stdout.strip()) <= 1.0
     assert daemon_env.pid is None
     # The 101 records wait in the ring for the next daemon.
@@ -220,14 +226,7 @@ def test_full_ring_drops_with_one_warning_and_does_not_hang(
         "SUMMARYD_FLUSH_TIMEOUT": "0.1",
         "SUMMARYD_EXIT_FLUSH_TIMEOUT": "0.1",
     }
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "run")],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = run_code(code, env, tmp_path / "run", timeout=60)
     warnings_seen, dropped, seconds = out.stdout.split()
     assert int(warnings_seen) == 1  # rate-limited
     assert 1800 < int(dropped) < 2000  # a 4 KiB ring holds about 125 records
