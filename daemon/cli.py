@@ -197,6 +197,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_install_service(args: argparse.Namespace) -> int:
+    from . import service
+
+    try:
+        extra_env = service.parse_env(args.env)
+        if args.print_unit:
+            sys.stdout.write(service.render_unit(sys.executable, extra_env))
+            return 0
+    except ValueError as exc:
+        print(f"summaryd: {exc}", file=sys.stderr)
+        return service.EXIT_USAGE
+    return service.install(args.now, extra_env=extra_env)
+
+
+def cmd_uninstall_service(args: argparse.Namespace) -> int:
+    from . import service
+
+    return service.uninstall()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="summaryd",
@@ -249,6 +269,41 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("stop", help="drain every ring, write and close every file, exit")
     sp.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
     sp.set_defaults(func=cmd_stop)
+
+    si = sub.add_parser(
+        "install-service",
+        help="install the systemd user unit and enable it (exit 4: no user manager)",
+        description="Write summaryd.service to $XDG_CONFIG_HOME/systemd/user (default "
+        "~/.config/systemd/user) running this Python, then `systemctl --user daemon-reload` "
+        "and `systemctl --user enable [--now] summaryd.service`. Without systemctl or a "
+        "user manager the file is written, the commands are printed and the exit status "
+        "is 4; 1 means a step failed.",
+    )
+    si.add_argument("--now", action="store_true", help="also start it (enable --now)")
+    si.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="add an Environment= setting to the unit, e.g. SUMMARYD_MAX_LATENCY=0.5 "
+        "(repeatable; not the variables that locate the daemon)",
+    )
+    si.add_argument(
+        "--print",
+        dest="print_unit",
+        action="store_true",
+        help="print the unit instead of installing it",
+    )
+    si.set_defaults(func=cmd_install_service)
+
+    su = sub.add_parser(
+        "uninstall-service",
+        help="stop, disable and remove the systemd user unit",
+        description="`systemctl --user disable --now summaryd.service` (the daemon drains "
+        "and exits), remove the unit file, `systemctl --user daemon-reload`. Exit 0 also "
+        "when nothing was installed; 1 when a step failed.",
+    )
+    su.set_defaults(func=cmd_uninstall_service)
     return p
 
 

@@ -62,6 +62,7 @@ from . import encode
 from .tfrecord import frame
 
 WRITE_CHUNK = 1 << 20
+WRITE_RETRY = 1.0  # seconds between attempts to write a run whose last write failed
 NOTICE_LIMIT = 20
 DEFAULT_MAX_LATENCY = 1.0
 DEFAULT_LINGER = 5.0
@@ -82,6 +83,9 @@ class Append:
     run_id: int
     data: bytes
     records: int
+    # (cid, start) of each client's first record in ``data``: what ``write_failed``
+    # puts back so the tails stay behind records that did not reach the disk.
+    restore: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,10 @@ class Run:
     # Set while the run has no writers and waits ``linger`` seconds before closing.
     idle_since: float | None = None
     closed_by: str | None = None
+    # After a failed write (disk full, unwritable directory): no write before
+    # ``retry_at``; ``error`` is what clients were told.
+    retry_at: float = 0.0
+    error: str | None = None
 
 
 @dataclass(eq=False)
@@ -282,6 +290,8 @@ class Core:
         """Shutdown: write and close every run, acknowledge every flush."""
         for c in self.clients.values():
             c.force = True
+        for run in self.runs.values():
+            run.retry_at = 0.0
         actions = self.tick(now)
         for run in list(self.runs.values()):
             actions.extend(self._write(run, now))
@@ -292,7 +302,16 @@ class Core:
     # -- outputs -----------------------------------------------------------
 
     def tick(self, now: float) -> list[Action]:
-        """Writes that are due, then tails, acknowledgements and removals."""
+        """``plan_writes`` then ``settle``, for callers whose writes cannot fail."""
+        return self.plan_writes(now) + self.settle(now)
+
+    def plan_writes(self, now: float) -> list[Action]:
+        """Files to open or close, notices, and the writes that are due.
+
+        The loop carries them out, reports each failed ``Append`` with
+        ``write_failed``, then asks ``settle`` for tails and acknowledgements,
+        so no tail passes a record whose write failed.
+        """
         for run in list(self.runs.values()):
             if run.idle_since is not None and now - run.idle_since >= self.linger:
                 self._end_run(run)
@@ -304,15 +323,25 @@ class Core:
             if c.force:
                 forced.update(c.unwritten)
         for run in list(self.runs.values()):
-            if run.pending and (
-                run.run_id in forced
-                or (run.max_queue and len(run.pending) >= run.max_queue)
-                or now - run.oldest >= run.latency
-                or sum(map(len, run.pending)) >= WRITE_CHUNK
+            if (
+                run.pending
+                and run.retry_at <= now
+                and (
+                    run.run_id in forced
+                    or (run.max_queue and len(run.pending) >= run.max_queue)
+                    or now - run.oldest >= run.latency
+                    or sum(map(len, run.pending)) >= WRITE_CHUNK
+                )
             ):
                 actions.extend(self._write(run, now))
-        for cid, c in list(self.clients.items()):
+        for c in self.clients.values():
             c.force = False
+        return actions
+
+    def settle(self, now: float) -> list[Action]:
+        """Tails to publish, flushes to acknowledge, rings to remove (after the writes)."""
+        actions: list[Action] = []
+        for cid, c in list(self.clients.items()):
             tail = min(c.unwritten.values()) if c.unwritten else c.drained
             if tail != c.tail:
                 c.tail = tail
@@ -332,7 +361,7 @@ class Core:
 
     def next_deadline(self) -> float | None:
         """When ``tick`` next has a write to do without new input (None: never)."""
-        due = [r.oldest + r.latency for r in self.runs.values() if r.pending]
+        due = [max(r.oldest + r.latency, r.retry_at) for r in self.runs.values() if r.pending]
         due += [r.idle_since + self.linger for r in self.runs.values() if r.idle_since is not None]
         return min(due) if due else None
 
@@ -464,8 +493,51 @@ class Core:
             c = self.clients.get(cid)
             if c is not None:
                 c.unwritten.pop(run.run_id, None)
+        restore = tuple(
+            (cid, c.unwritten.pop(run.run_id))
+            for cid in run.clients
+            if (c := self.clients.get(cid)) is not None and run.run_id in c.unwritten
+        )
         run.clients.clear()
-        return [Append(run.run_id, data, n)]
+        return [Append(run.run_id, data, n, restore)]
+
+    def write_failed(self, act: Append, error: str, now: float) -> None:
+        """The loop could not write ``act`` (it wrote nothing of it): keep its
+        records pending, hold the tails behind them, retry after WRITE_RETRY,
+        and tell the run's clients once per distinct error."""
+        run = next((r for r in self.runs.values() if r.run_id == act.run_id), None)
+        if run is None:  # closed meanwhile (shutdown): the records stay in the rings
+            return
+        run.pending.insert(0, act.data)
+        run.oldest = min(run.oldest, now)
+        run.records_written -= act.records
+        run.bytes_written -= len(act.data)
+        self.bytes_total -= len(act.data)
+        run.retry_at = now + WRITE_RETRY
+        rid = run.run_id
+        for cid, pos in act.restore:
+            c = self.clients.get(cid)
+            if c is not None:
+                c.unwritten[rid] = min(c.unwritten.get(rid, pos), pos)
+                run.clients.add(cid)
+        if run.error != error:
+            run.error = error
+            told = {cid for cid, _ in run.writers} | {cid for cid, _ in act.restore}
+            for cid in sorted(told):
+                self._actions.append(
+                    Notice(
+                        cid,
+                        "warning",
+                        f"cannot write to {run.log_dir}: {error}; its events wait in shared "
+                        f"memory and are written when that works again",
+                    )
+                )
+
+    def write_succeeded(self, run_id: int) -> None:
+        """A write of ``run_id`` worked: forget an earlier error."""
+        for run in self.runs.values():
+            if run.run_id == run_id:
+                run.error = None
 
     def _malformed(self, c: Client, exc: Exception) -> None:
         c.malformed += 1

@@ -41,7 +41,7 @@ class EventFile:
         self.path = path
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
         self.fd = os.open(path, flags, 0o644)
-        self.bytes = 0
+        self.bytes = 0  # our file alone: its size is what we wrote
 
     @classmethod
     def create(
@@ -57,10 +57,19 @@ class EventFile:
         raise FileExistsError(f"no free event file name in {log_dir}")
 
     def append(self, data: bytes) -> None:
+        """Write whole records, or nothing: a failed write (disk full, file
+        size limit) is cut back off, so the file never ends in a partial record."""
         view = memoryview(data)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(self.fd, view)
+                view = view[written:]
+        except OSError:
+            try:
+                os.ftruncate(self.fd, self.bytes)
+            except OSError:
+                pass
+            raise
         self.bytes += len(data)
 
     def sync(self) -> None:

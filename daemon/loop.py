@@ -28,7 +28,7 @@ import zmq
 
 from summaryd import __version__, wire
 from summaryd.paths import Locations, ensure_runtime_dir, process_alive
-from summaryd.ring import Ring, RingCorruptError, open_ring
+from summaryd.ring import NOTICE_BELL, Ring, RingCorruptError, open_ring
 
 from . import notify
 from .core import Ack, Action, Append, CloseFile, Core, Notice, OpenFile, RemoveRing, SetTail
@@ -75,6 +75,7 @@ class Daemon:
         self.attached: dict[str, Attached] = {}
         self.by_identity: dict[bytes, str] = {}
         self.files: dict[int, EventFile | None] = {}
+        self.pending_opens: dict[int, OpenFile] = {}
         self.file_errors = 0
         self.host = pysocket.gethostname()
         self.pid = os.getpid()
@@ -120,6 +121,8 @@ class Daemon:
         self._wake_r = rfd
         old_fd = signal.set_wakeup_fd(wfd)
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        # A file-size limit must fail the write (EFBIG), not kill the daemon.
+        old[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         self.poller = zmq.Poller()
         self.poller.register(self.sock, zmq.POLLIN)
         self.poller.register(rfd, zmq.POLLIN)
@@ -186,7 +189,7 @@ class Daemon:
             if now >= next_scan:
                 next_scan = now + SCAN_EVERY
                 self._scan(now)
-            self._execute(self.core.tick(now))
+            self._tick(now)
             if watchdog and now >= next_dog:
                 notify.send("WATCHDOG=1")
                 next_dog = now + watchdog
@@ -226,8 +229,8 @@ class Daemon:
         now = time.monotonic()
         self._receive(now)  # last flush requests, so their acknowledgements go out
         self._check_liveness(now)  # dead clients: written, closed, rings removed
-        self._execute(self.core.tick(now))
-        self._execute(self.core.close_all(now))
+        self._tick(now)
+        self._execute(self.core.close_all(now), now)
         for f in self.files.values():
             if f is not None:
                 f.close()
@@ -361,7 +364,7 @@ class Daemon:
             except RingCorruptError as exc:
                 a.broken = True
                 log.warning("client %s (pid %d): %s; ignoring its ring", a.cid, a.ring.pid, exc)
-                self._execute([Notice(a.cid, "error", f"ring corrupt, no longer read: {exc}")])
+                self._execute([Notice(a.cid, "error", f"ring corrupt, no longer read: {exc}")], now)
                 continue
             if payloads:
                 any_records = True
@@ -394,39 +397,63 @@ class Daemon:
 
     # -- actions -------------------------------------------------------------
 
-    def _execute(self, actions: list[Action]) -> None:
+    def _tick(self, now: float) -> None:
+        """Writes first; tails and acknowledgements only once the writes are done."""
+        self._execute(self.core.plan_writes(now), now)
+        self._execute(self.core.settle(now), now)
+
+    def _append(self, act: Append, now: float) -> None:
+        f = self.files.get(act.run_id)
+        try:
+            if f is None:
+                # The file could not be created earlier (unwritable directory,
+                # disk full): try again now.
+                f = self.files[act.run_id] = self._create(self.pending_opens[act.run_id])
+            f.append(act.data)
+        except OSError as exc:
+            self.file_errors += 1
+            where = f.path if f is not None else self.pending_opens[act.run_id].log_dir
+            log.error("writing %s failed: %s", where, exc)
+            self.core.write_failed(act, f"{exc.strerror or exc}", now)
+            return
+        self.pending_opens.pop(act.run_id, None)
+        self.core.write_succeeded(act.run_id)
+
+    def _create(self, act: OpenFile) -> EventFile:
+        self._file_n += 1
+        return EventFile.create(
+            act.log_dir, time.time(), self.host, self.pid, self._file_n, act.suffix
+        )
+
+    def _notify(self, cid: str, msg: dict[str, Any]) -> None:
+        a = self.attached.get(cid)
+        if a is not None and a.identity is not None:
+            self._reply(a.identity, msg)
+            if msg["t"] == "notice":
+                a.ring.set_bell(NOTICE_BELL)  # the client's next call picks it up
+
+    def _execute(self, actions: list[Action], now: float) -> None:
         for act in actions:
             if isinstance(act, Append):
-                f = self.files.get(act.run_id)
-                if f is None:
-                    continue
-                try:
-                    f.append(act.data)
-                except OSError as exc:
-                    self.file_errors += 1
-                    log.error("writing %s failed: %s", f.path, exc)
+                self._append(act, now)
             elif isinstance(act, SetTail):
                 a = self.attached.get(act.cid)
                 if a is not None:
                     a.ring.set_tail(act.pos)
-            elif isinstance(act, (Ack, Notice)):
-                a = self.attached.get(act.cid)
-                if a is not None and a.identity is not None:
-                    if isinstance(act, Ack):
-                        self._reply(a.identity, {"t": "ack", "tok": act.tok})
-                    else:
-                        self._reply(a.identity, {"t": "notice", "level": act.level, "msg": act.msg})
+            elif isinstance(act, Ack):
+                self._notify(act.cid, {"t": "ack", "tok": act.tok})
+            elif isinstance(act, Notice):
+                self._notify(act.cid, {"t": "notice", "level": act.level, "msg": act.msg})
             elif isinstance(act, OpenFile):
-                self._file_n += 1
                 try:
-                    self.files[act.run_id] = EventFile.create(
-                        act.log_dir, time.time(), self.host, self.pid, self._file_n, act.suffix
-                    )
+                    self.files[act.run_id] = self._create(act)
                 except OSError as exc:
+                    # Retried at the run's next write, which reports the failure.
                     self.files[act.run_id] = None
-                    self.file_errors += 1
+                    self.pending_opens[act.run_id] = act
                     log.error("cannot create an event file in %s: %s", act.log_dir, exc)
             elif isinstance(act, CloseFile):
+                self.pending_opens.pop(act.run_id, None)
                 f = self.files.pop(act.run_id, None)
                 if f is not None:
                     try:

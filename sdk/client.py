@@ -42,7 +42,7 @@ import msgpack
 from . import wire
 from .errors import DaemonNoticeWarning, ProtocolError, RecordsDroppedWarning
 from .paths import Locations, ensure_runtime_dir, locations, process_start_ticks
-from .ring import Ring, create_ring
+from .ring import NOTICE_BELL, WAKE_BELL, Ring, create_ring
 from .spawn import daemon_running, ensure_daemon, spawning_allowed
 
 
@@ -109,7 +109,7 @@ class Client:
         self.sock.setsockopt(zmq.LINGER, 200)
         self.sock.setsockopt(zmq.SNDHWM, 1000)
         self.sock.connect(loc.endpoint)
-        self._ring_put = self.ring.make_put(lambda: None)
+        self._ring_put = self.ring.make_put(lambda bell: None)
         self.put: Callable[[tuple[Any, ...]], None] = self._make_put()
         ensure_daemon(loc)
         self._send({"t": "hello"} | self._hello_fields())
@@ -200,11 +200,14 @@ class Client:
         except self._zmq.ZMQError:
             return False  # queue full or socket closing: the ring still holds the data
 
-    def _bell(self, force: bool = False) -> None:
-        # Also the moment to pick up notices: it happens once per daemon sleep.
+    def _bell(self, bell: int = WAKE_BELL, force: bool = False) -> None:
+        # Also the moment to pick up notices (the daemon rings for them too).
         if self.sock_lock.acquire(blocking=force):
             try:
-                self._send({"t": "bell"})
+                if bell & WAKE_BELL:
+                    self._send({"t": "bell"})
+                if bell & NOTICE_BELL:
+                    self.sock.poll(20)  # the notice was sent just before the bell word
                 self._recv_nowait()
             finally:
                 self.sock_lock.release()

@@ -11,10 +11,12 @@ Layout (all integers little-endian; offsets in bytes)::
     40   session    16s  random per client; a new one on a known pid = restarted
     64   head       u64  producer's write position (own cache line)
     128  tail       u64  consumer's position: every record before it is in its file
-    136  bell       u64  consumer sets 1 before it sleeps; producer clears it and rings
+    136  bell       u64  consumer sets it (bit 0: wake me, bit 1: notice sent); producer clears
     192  dropped    u64  records the producer dropped because the ring stayed full
     256  data       capacity bytes
 
+The bell lets a sleeping daemon be woken by one message instead of polling,
+and tells the producer a notice waits on its socket (its next call reads it).
 Positions only grow; ``position & (capacity - 1)`` is the offset in data.
 A record is ``u32 length, u32 crc32(payload), payload`` padded to 8 bytes, so
 a record header never straddles the end of the data area (the payload may:
@@ -53,6 +55,8 @@ _FIXED = struct.Struct("<8sIIQQQ16s")  # magic .. session: offsets 0..55
 _REC = struct.Struct("<II")
 # Indices into the header viewed as u64 words (offset // 8).
 _HEAD, _TAIL, _BELL, _DROPPED = 8, 16, 17, 24
+WAKE_BELL = 1  # the consumer sleeps: send it a bell message
+NOTICE_BELL = 2  # a notice waits on the producer's socket
 
 
 class RingCorruptError(ProtocolError):
@@ -105,13 +109,13 @@ class Ring:
 
     # -- producer ------------------------------------------------------------
 
-    def make_put(self, on_bell: Callable[[], object]) -> Callable[[bytes], bool]:
+    def make_put(self, on_bell: Callable[[int], object]) -> Callable[[bytes], bool]:
         """The producer's append function (single producer: callers hold a lock).
 
         ``put(payload)`` appends one record and returns True, or returns False
         (nothing written) if it does not fit now; it raises ValueError if it
         can never fit.  When the consumer has asked to be woken it clears the
-        bell word and calls ``on_bell()``.  A closure over locals because it is
+        bell word and calls ``on_bell(word)``.  A closure over locals because it is
         the hot path of every logging call (about a third of the cost of
         attribute lookups through ``self``).
         """
@@ -142,16 +146,17 @@ class Ring:
                 mm[start : start + first] = payload[:first]
                 mm[HEADER_SIZE : HEADER_SIZE + n - first] = payload[first:]
             q[_HEAD] = head + total  # the commit: an aligned 8-byte store after the payload
-            if q[_BELL]:
+            bell = q[_BELL]
+            if bell:
                 q[_BELL] = 0
-                on_bell()
+                on_bell(bell)
             return True
 
         return put
 
     def put(self, payload: bytes) -> bool:
         """Append one record (see ``make_put``); for callers off the hot path."""
-        return self.make_put(lambda: None)(payload)
+        return self.make_put(lambda bell: None)(payload)
 
     def take_bell(self) -> bool:
         """True (and clear it) if the consumer asked to be woken."""
@@ -162,8 +167,8 @@ class Ring:
 
     # -- consumer ------------------------------------------------------------
 
-    def set_bell(self) -> None:
-        self._q[_BELL] = 1
+    def set_bell(self, bit: int = WAKE_BELL) -> None:
+        self._q[_BELL] |= bit
 
     def set_tail(self, pos: int) -> None:
         """Publish that every record before ``pos`` is in its event file."""

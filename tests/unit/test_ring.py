@@ -35,8 +35,10 @@ from summaryd.ring import (
     HEADER_SIZE,
     MAGIC,
     MIN_CAPACITY,
+    NOTICE_BELL,
     RECORD_HEADER,
     RING_VERSION,
+    WAKE_BELL,
     Ring,
     RingCorruptError,
     create_ring,
@@ -241,21 +243,25 @@ def test_capacity_is_rounded_to_a_power_of_two(
 
 def test_make_put_rings_the_bell_once(ring: Ring) -> None:
     rung: list[int] = []
-    put = ring.make_put(lambda: rung.append(1))
+    put = ring.make_put(rung.append)
     assert put(b"quiet")
     assert rung == []
     ring.set_bell()
     assert put(b"wake up")
-    assert rung == [1]
+    assert rung == [WAKE_BELL]
     assert not ring.take_bell()  # the producer cleared the bell word
     assert put(b"again")
-    assert rung == [1]
-    assert [p for _, _, p in ring.read(1 << 20)] == [b"quiet", b"wake up", b"again"]
+    assert rung == [WAKE_BELL]
+    ring.set_bell(NOTICE_BELL)
+    ring.set_bell(WAKE_BELL)
+    assert put(b"both")
+    assert rung == [WAKE_BELL, WAKE_BELL | NOTICE_BELL]
+    assert [p for _, _, p in ring.read(1 << 20)] == [b"quiet", b"wake up", b"again", b"both"]
 
 
 def test_full_put_does_not_ring(ring: Ring) -> None:
     rung: list[int] = []
-    put = ring.make_put(lambda: rung.append(1))
+    put = ring.make_put(rung.append)
     assert put(b"x" * (CAP - RECORD_HEADER))
     ring.set_bell()
     assert put(b"y") is False
