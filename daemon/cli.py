@@ -59,7 +59,9 @@ def _ago(t: float | None, now: float) -> str:
 
 
 def format_status(st: dict[str, Any]) -> str:
+    """``systemctl status``-like text for a status reply."""
     d = st["daemon"]
+    tot = st["totals"]
     now = time.monotonic()
     lines = [
         f"● summaryd {d['version']} - running",
@@ -67,27 +69,36 @@ def format_status(st: dict[str, Any]) -> str:
         f"       Uptime: {d['uptime']:.0f}s",
         f"       Socket: {d['socket']}",
         f"    Idle exit: {'never' if d['idle_exit'] is None else str(d['idle_exit']) + 's'}",
-        f"       Totals: {st['totals']['records']} records, {st['totals']['bytes']} bytes written, "
-        f"{st['totals']['dropped']} dropped, {st['totals']['malformed']} malformed",
+        f"       Totals: {tot['records']} records, {tot['bytes']} bytes written, "
+        f"{tot['dropped']} dropped, {tot['malformed']} malformed, "
+        f"{d['file_errors']} write errors",
+        f"         Rate: {tot['records_per_second']:.0f} records/s "
+        f"(last {tot['rate_window']:.0f}s)",
         "",
         f"Clients ({len(st['clients'])}):",
+        "      PID WRITERS  RING FILL      RING  WRITTEN  DROPPED  LAST ACTIVE  COMMAND",
     ]
     for c in st["clients"]:
         cmd = " ".join(c["argv"])[:60] or "?"
-        fill = c.get("ring_fill", 0) / max(1, c.get("ring_capacity", 1))
+        cap = c.get("ring_capacity", 0)
+        fill = c.get("ring_fill", 0) / max(1, cap)
         lines.append(
-            f"  pid {c['pid']:>7}  writers {c['writers']:>2}  ring {fill:6.1%} of "
-            f"{c.get('ring_capacity', 0) >> 20} MiB  written {c['records']}  "
-            f"dropped {c.get('dropped', 0)}  last {_ago(c['last_activity'], now)}  {cmd}"
+            f"  {c['pid']:>7} {c['writers']:>7} {fill:>10.1%} {cap >> 20:>6} MiB "
+            f"{c['records']:>8} {c.get('dropped', 0):>8} {_ago(c['last_activity'], now):>12}  {cmd}"
         )
     lines.append("")
     lines.append(f"Runs ({len(st['runs'])}):")
     for r in st["runs"]:
+        suffix = " [" + r["suffix"] + "]" if r["suffix"] else ""
+        state = " (closing)" if r.get("idle_since") is not None else ""
+        lines.append(f"  {r['log_dir']}{suffix}{state}")
         lines.append(
-            f"  {r['log_dir']}{' [' + r['suffix'] + ']' if r['suffix'] else ''}  "
-            f"records {r['records']}  bytes {r['bytes']}  last write {_ago(r['last_write'], now)}"
+            f"      {r['records']} records, {r['bytes']} bytes, {r['writers']} writer(s), "
+            f"last write (= flushed to the OS) {_ago(r['last_write'], now)}"
         )
         lines.append(f"      file {r['file']}")
+        if r.get("error"):
+            lines.append(f"      ERROR {r['error']}: events wait in shared memory")
     return "\n".join(lines)
 
 

@@ -394,6 +394,7 @@ class Core:
                     "last_write": r.last_write,
                     "opened_at": r.opened_at,
                     "idle_since": r.idle_since,
+                    "error": r.error,
                 }
                 for r in self.runs.values()
             ],

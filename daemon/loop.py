@@ -15,6 +15,7 @@ covers a bell missed to store reordering between the two processes.
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import logging
 import os
@@ -41,6 +42,7 @@ LIVENESS_EVERY = 0.5  # seconds between checks that clients' processes live
 SCAN_EVERY = 2.0  # seconds between scans of the shm directory for orphaned rings
 DRAIN_BUDGET = 8 << 20  # bytes per ring per cycle, so one busy ring cannot starve the rest
 SHUTDOWN_LIMIT = 30.0  # seconds a graceful shutdown may take
+RATE_WINDOW = 5.0  # seconds over which `status` reports records/s
 
 
 class AlreadyRunning(Exception):
@@ -84,6 +86,9 @@ class Daemon:
         self._file_n = 0
         self._signals = 0
         self._rejected: set[str] = set()
+        # (monotonic time, records written so far), for the rate in `status`
+        self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=20)
+        self._samples.append((time.monotonic(), 0))
 
     # -- life ----------------------------------------------------------------
 
@@ -186,6 +191,7 @@ class Daemon:
             if now >= next_live:
                 next_live = now + LIVENESS_EVERY
                 self._check_liveness(now)
+                self._samples.append((now, self.core.records_total))
             if now >= next_scan:
                 next_scan = now + SCAN_EVERY
                 self._scan(now)
@@ -485,6 +491,11 @@ class Daemon:
         for r in st["runs"]:
             f = self.files.get(r["run_id"])
             r["file"] = f.path if f is not None else None
+        now = time.monotonic()
+        window = [(t, n) for t, n in self._samples if now - t <= RATE_WINDOW] or [self._samples[-1]]
+        rate = 0.0
+        if window and now - window[0][0] > 0:
+            rate = (self.core.records_total - window[0][1]) / (now - window[0][0])
         return {
             "t": "status",
             "daemon": {
@@ -504,5 +515,7 @@ class Daemon:
                 "bytes": st["bytes"],
                 "malformed": st["malformed"],
                 "dropped": sum(c.get("dropped", 0) for c in st["clients"]),
+                "records_per_second": rate,
+                "rate_window": RATE_WINDOW,
             },
         }

@@ -408,8 +408,7 @@ def install(
     args = ["enable", "--now", UNIT_NAME] if now else ["enable", UNIT_NAME]
     if not systemctl.run(*args, timeout=_START_TIMEOUT):
         print(
-            "summaryd: see `systemctl --user status summaryd` and "
-            "`journalctl --user -u summaryd`",
+            "summaryd: see `systemctl --user status summaryd` and `journalctl --user -u summaryd`",
             file=err,
         )
         return EXIT_FAILED
