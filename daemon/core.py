@@ -50,6 +50,7 @@ Client lifecycle::
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -409,8 +410,13 @@ class Core:
         _, wid, log_dir, suffix, max_queue, flush_secs, purge_step, walltime = rec
         if type(wid) is not int or wid in c.writers:
             raise ValueError(f"OPEN: writer id {wid!r} invalid or already open")
-        if not (isinstance(log_dir, str) and log_dir.startswith("/") and "\0" not in log_dir):
-            raise ValueError(f"OPEN: log_dir must be an absolute path, got {log_dir!r}")
+        if not (
+            isinstance(log_dir, str)
+            and log_dir.startswith("/")
+            and "\0" not in log_dir
+            and os.path.normpath(log_dir) == log_dir
+        ):
+            raise ValueError(f"OPEN: log_dir must be a normalised absolute path, got {log_dir!r}")
         if not isinstance(suffix, str) or "/" in suffix or "\0" in suffix:
             raise ValueError(f"OPEN: invalid filename_suffix {suffix!r}")
         if type(max_queue) is not int or not isinstance(flush_secs, (int, float)):

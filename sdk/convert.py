@@ -182,6 +182,21 @@ def to_main_tag(tag: Any, name: str = "main_tag") -> str:
     return str(tag)
 
 
+def check_subrun(log_dir: str, path: str, name: str) -> None:
+    """A sub-run (add_scalars' ``log_dir/<main_tag>_<key>``) must stay inside ``log_dir``.
+
+    torch would follow a key like ``../../x`` out of the run; summaryd refuses it.
+    """
+    if "\0" in path:
+        raise ArgumentValueError(f"{name}: contains a NUL byte")
+    root = os.path.normpath(os.path.abspath(log_dir))
+    sub = os.path.normpath(os.path.abspath(path))
+    if os.path.commonpath([root, sub]) != root or sub == root:
+        raise ArgumentValueError(
+            f"{name}: the run directory {path!r} would lie outside the log dir {log_dir!r}"
+        )
+
+
 def to_log_dir(log_dir: Any) -> str:
     """A directory path; like torch, anything else is used as ``str(log_dir)``."""
     if isinstance(log_dir, (str, os.PathLike)):

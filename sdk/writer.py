@@ -232,6 +232,8 @@ class SummaryWriter:
             values.append((tag, convert.to_scalar(v, f"tag_scalar_dict[{tag!r}]")))
         c = self._current()
         base = self._log_dir_str + "/" + main_tag.replace("/", "_") + "_"
+        for tag, _ in values:
+            convert.check_subrun(self._log_dir_str, base + tag, f"tag_scalar_dict key {tag!r}")
         for tag, value in values:
             path = base + tag
             wid = self._wids.get(path) or self._open_run(c, path, None)

@@ -67,3 +67,20 @@ def test_context_manager_and_reopen_after_close(daemon: DaemonEnv, tmp_path: Pat
     assert len(files) == 2
     values = [v.simple_value for e in read_events(tmp_path / "run") for v in e.summary.value]
     assert values == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("key", ["a/../../b", "x/../../../escape", "a\0b"])
+def test_add_scalars_keys_never_leave_the_log_dir(
+    daemon: DaemonEnv, tmp_path: Path, key: str
+) -> None:
+    from summaryd import ArgumentValueError
+
+    log_dir = tmp_path / "logs" / "run"
+    w = SummaryWriter(log_dir)
+    with pytest.raises(ArgumentValueError, match="tag_scalar_dict key"):
+        w.add_scalars("main", {"ok": 1.0, key: 2.0}, 0)
+    w.add_scalars("main", {"nested/ok": 3.0}, 0)  # inside the run: allowed, as torch
+    w.close()
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["run"]
+    assert (log_dir / "main_nested" / "ok").is_dir()
+    assert not (log_dir / "main_ok").exists()  # the failed call wrote nothing
