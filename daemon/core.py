@@ -35,6 +35,14 @@ records in the ring for the next daemon.  Per client the core tracks, per
 run, where its first unwritten record starts; the tail is the smallest of
 those, or the drained position when nothing waits.
 
+*Restart.*  A daemon that dies (or stops) leaves the rings in place; the
+next one must know, per client, which writers were open at the ring's tail
+(their OPEN records lie before it) and which records after the tail are
+already in files (another run of the same client may have held the tail
+back).  ``snapshot`` gives both, the loop persists it before it publishes a
+tail, and ``restore`` re-creates them: records already written are skipped,
+so every committed record reaches a file exactly once.
+
 *Flush.*  A flush names a ring position; it is acknowledged once the tail has
 reached it, forcing the writes that hold it back.
 
@@ -87,6 +95,9 @@ class Append:
     # (cid, start) of each client's first record in ``data``: what ``write_failed``
     # puts back so the tails stay behind records that did not reach the disk.
     restore: tuple[tuple[str, int], ...] = ()
+    # (cid, log_dir, suffix, upto): once written, each client's records of this
+    # run that start before ``upto`` are in a file.
+    commits: tuple[tuple[str, str, str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +158,8 @@ class Run:
     # ``retry_at``; ``error`` is what clients were told.
     retry_at: float = 0.0
     error: str | None = None
+    # cid -> start of that client's last pending record + 1
+    upto: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -168,6 +181,14 @@ class Client:
     last_activity: float = 0.0
     force: bool = False
     gone: bool = False
+    # For restarts: OPEN/CLOSE records after the tail, the OPEN records of the
+    # writers open at the tail, and how far each run's records are in files.
+    control: list[tuple[int, list[Any]]] = field(default_factory=list)
+    at_tail: dict[int, list[Any]] = field(default_factory=dict)
+    written: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Restored ``written``: records before these positions are not written again.
+    skip_below: dict[tuple[str, str], int] = field(default_factory=dict)
+    replay_until: int = 0
 
 
 class Core:
@@ -232,6 +253,7 @@ class Core:
         handlers = self._handlers
         unwritten = c.unwritten
         writers = c.writers
+        replay = c.replay_until
         n = 0
         for start, payload in zip(starts, payloads, strict=True):
             try:
@@ -243,11 +265,14 @@ class Core:
                     run = writers.get(rec[1])
                     if run is None:
                         raise ValueError(f"record for unknown writer {rec[1]!r}")
+                    if start < replay and self._written_before(c, run, start):
+                        continue
                     data = enc(rec)
                     pending = run.pending
                     if not pending:
                         run.oldest = now
                     pending.append(data)
+                    run.upto[cid] = start + 1
                     rid = run.run_id
                     if rid not in unwritten:
                         unwritten[rid] = start
@@ -264,6 +289,43 @@ class Core:
         c.records += n
         self.records_total += n
         c.last_activity = now
+
+    @staticmethod
+    def _written_before(c: Client, run: Run, start: int) -> bool:
+        return start < c.skip_below.get((run.log_dir, run.suffix), 0)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a restarted daemon needs per client (see "Restart" above)."""
+        return {
+            c.cid: {
+                "pid": c.pid,
+                "start": c.start,
+                "tail": c.tail,
+                "at_tail": list(c.at_tail.values()),
+                "written": [[k[0], k[1], v] for k, v in c.written.items()],
+            }
+            for c in self.clients.values()
+        }
+
+    def restore(self, cid: str, saved: dict[str, Any], now: float) -> None:
+        """Re-create a client's writers as of its tail and what is already written.
+
+        Call right after ``hello`` for a ring adopted from an earlier daemon,
+        before feeding its records from the tail.  Runs get new files.
+        """
+        c = self.clients[cid]
+        for k0, k1, upto in saved.get("written", []):
+            c.skip_below[(k0, k1)] = max(c.skip_below.get((k0, k1), 0), int(upto))
+            c.written[(k0, k1)] = c.skip_below[(k0, k1)]
+        c.replay_until = max(c.skip_below.values(), default=0)
+        for rec in saved.get("at_tail", []):
+            rec = list(rec)
+            rec[6] = None  # its purge pair was written in the earlier life
+            try:
+                self._open(c, rec, c.tail, now)
+            except Exception as exc:
+                self._malformed(c, exc)
+        c.control.clear()  # the restored writers are the state at the tail
 
     def flush(self, cid: str, tok: int, pos: int) -> None:
         """Acknowledge ``tok`` once every record of ``cid`` before ``pos`` is written."""
@@ -304,7 +366,11 @@ class Core:
 
     def tick(self, now: float) -> list[Action]:
         """``plan_writes`` then ``settle``, for callers whose writes cannot fail."""
-        return self.plan_writes(now) + self.settle(now)
+        actions = self.plan_writes(now)
+        for act in actions:
+            if isinstance(act, Append):
+                self.write_succeeded(act)
+        return actions + self.settle(now)
 
     def plan_writes(self, now: float) -> list[Action]:
         """Files to open or close, notices, and the writes that are due.
@@ -347,6 +413,8 @@ class Core:
             if tail != c.tail:
                 c.tail = tail
                 actions.append(SetTail(cid, tail))
+                if c.control and c.control[0][0] < tail:
+                    self._advance_at_tail(c, tail)
             if c.flushes:
                 keep = []
                 for pos, tok in c.flushes:
@@ -359,6 +427,18 @@ class Core:
                 actions.append(RemoveRing(cid))
                 del self.clients[cid]
         return actions
+
+    @staticmethod
+    def _advance_at_tail(c: Client, tail: int) -> None:
+        keep = []
+        for pos, rec in c.control:
+            if pos >= tail:
+                keep.append((pos, rec))
+            elif rec[0] == wire.OPEN:
+                c.at_tail[rec[1]] = rec
+            else:
+                c.at_tail.pop(rec[1], None)
+        c.control = keep
 
     def next_deadline(self) -> float | None:
         """When ``tick`` next has a write to do without new input (None: never)."""
@@ -428,6 +508,8 @@ class Core:
         walltime = float(walltime)
         # Encode before touching any state: a record that fails leaves nothing behind.
         header = frame(encode.file_header(walltime))
+        if purge_step is not None and start < c.skip_below.get((log_dir, suffix), 0):
+            purge_step = None  # an earlier daemon wrote this pair already
         purge = (
             [
                 # torch's purge pair: a version event and SessionLog.START at purge_step.
@@ -461,12 +543,14 @@ class Core:
             self._add(run, c, start, now, data)
         run.writers.add((c.cid, wid))
         c.writers[wid] = run
+        c.control.append((start, rec))
 
     def _close(self, c: Client, rec: list[Any], start: int, now: float) -> None:
         _, wid = rec
         run = c.writers.pop(wid, None)
         if run is None:
             raise ValueError(f"CLOSE: unknown writer {wid!r}")
+        c.control.append((start, rec))
         run.writers.discard((c.cid, wid))
         if not run.writers:
             self._actions.extend(self._write(run, now))
@@ -481,6 +565,7 @@ class Core:
         if not run.pending:
             run.oldest = now
         run.pending.append(data)
+        run.upto[c.cid] = start + 1
         if run.run_id not in c.unwritten:
             c.unwritten[run.run_id] = start
             run.clients.add(c.cid)
@@ -506,7 +591,9 @@ class Core:
             if (c := self.clients.get(cid)) is not None and run.run_id in c.unwritten
         )
         run.clients.clear()
-        return [Append(run.run_id, data, n, restore)]
+        commits = tuple((cid, run.log_dir, run.suffix, upto) for cid, upto in run.upto.items())
+        run.upto = {}
+        return [Append(run.run_id, data, n, restore, commits)]
 
     def write_failed(self, act: Append, error: str, now: float) -> None:
         """The loop could not write ``act`` (it wrote nothing of it): keep its
@@ -521,6 +608,8 @@ class Core:
         run.bytes_written -= len(act.data)
         self.bytes_total -= len(act.data)
         run.retry_at = now + WRITE_RETRY
+        for cid, _k0, _k1, upto in act.commits:
+            run.upto[cid] = max(run.upto.get(cid, 0), upto)
         rid = run.run_id
         for cid, pos in act.restore:
             c = self.clients.get(cid)
@@ -540,10 +629,14 @@ class Core:
                     )
                 )
 
-    def write_succeeded(self, run_id: int) -> None:
-        """A write of ``run_id`` worked: forget an earlier error."""
+    def write_succeeded(self, act: Append) -> None:
+        """``act`` is in its file: record how far each client got, forget an earlier error."""
+        for cid, k0, k1, upto in act.commits:
+            c = self.clients.get(cid)
+            if c is not None and upto > c.written.get((k0, k1), 0):
+                c.written[(k0, k1)] = upto
         for run in self.runs.values():
-            if run.run_id == run_id:
+            if run.run_id == act.run_id:
                 run.error = None
 
     def _malformed(self, c: Client, exc: Exception) -> None:

@@ -21,10 +21,12 @@ import logging
 import os
 import signal
 import socket as pysocket
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 import zmq
 
 from summaryd import __version__, wire
@@ -43,6 +45,7 @@ SCAN_EVERY = 2.0  # seconds between scans of the shm directory for orphaned ring
 DRAIN_BUDGET = 8 << 20  # bytes per ring per cycle, so one busy ring cannot starve the rest
 SHUTDOWN_LIMIT = 30.0  # seconds a graceful shutdown may take
 RATE_WINDOW = 5.0  # seconds over which `status` reports records/s
+STATE_VERSION = 1
 
 
 class AlreadyRunning(Exception):
@@ -78,6 +81,9 @@ class Daemon:
         self.by_identity: dict[bytes, str] = {}
         self.files: dict[int, EventFile | None] = {}
         self.pending_opens: dict[int, OpenFile] = {}
+        self._state_fd: int | None = None
+        self._dirty = False
+        self._saved: dict[str, Any] = {}
         self.file_errors = 0
         self.host = pysocket.gethostname()
         self.pid = os.getpid()
@@ -120,6 +126,7 @@ class Daemon:
             os.unlink(self.loc.socket_path)  # stale: we hold the lock, so no daemon owns it
         except FileNotFoundError:
             pass
+        self._saved = self._recover()
         self.sock.bind(self.loc.endpoint)
         os.chmod(self.loc.socket_path, 0o600)
         rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -243,6 +250,9 @@ class Daemon:
         self.files.clear()
         for a in self.attached.values():
             a.ring.close()
+        self._save_state(None)
+        if self._state_fd is not None:
+            os.close(self._state_fd)
 
     # -- control messages ----------------------------------------------------
 
@@ -335,15 +345,27 @@ class Daemon:
             ring.close()
             return False
         self.attached[sid] = Attached(sid, ring, path)
+        saved = self._saved.pop(sid, None)
+        if saved is not None and (saved["pid"], saved["start"]) != (ring.pid, ring.start_ticks):
+            saved = None
+        tail = ring.tail
+        if saved is not None and saved["tail"] > tail:
+            # Saved just before the earlier daemon could publish it.
+            tail = saved["tail"]
+            ring.set_tail(tail)
+        ring.read_pos = tail
         self.core.hello(
             sid,
             ring.pid,
             ring.start_ticks,
             name,
             now,
-            tail=ring.tail,
+            tail=tail,
             argv=[str(x) for x in (argv or [])],
         )
+        if saved is not None:
+            self.core.restore(sid, saved, now)
+            self._dirty = True
         return True
 
     def _scan(self, now: float) -> None:
@@ -404,9 +426,67 @@ class Daemon:
     # -- actions -------------------------------------------------------------
 
     def _tick(self, now: float) -> None:
-        """Writes first; tails and acknowledgements only once the writes are done."""
+        """Writes first; tails and acknowledgements only once the writes are done,
+        and only once the state a restarted daemon needs is saved."""
         self._execute(self.core.plan_writes(now), now)
-        self._execute(self.core.settle(now), now)
+        settled = self.core.settle(now)
+        if self._dirty or any(isinstance(a, SetTail) for a in settled):
+            self._save_state(None)
+        self._execute(settled, now)
+
+    # -- state for a restarted daemon -------------------------------------------
+
+    def _save_state(self, intent: dict[str, Any] | None) -> None:
+        """Persist the core's snapshot (and the write about to happen) in one pwrite.
+
+        A SIGKILL cannot split one write() to a regular file, so the file holds
+        either the old state or the new one; the length prefix ignores leftovers.
+        """
+        blob = msgpack.packb(
+            {"v": STATE_VERSION, "clients": self.core.snapshot(), "intent": intent},
+            use_bin_type=True,
+        )
+        data = struct.pack("<I", len(blob)) + blob
+        try:
+            if self._state_fd is None:
+                flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                self._state_fd = os.open(self.loc.state_path, flags, 0o600)
+            os.pwrite(self._state_fd, data, 0)
+            self._dirty = False
+        except OSError as exc:
+            log.error("cannot save state to %s: %s", self.loc.state_path, exc)
+
+    def _recover(self) -> dict[str, Any]:
+        """Read the state an earlier daemon left; settle its last write."""
+        try:
+            with open(self.loc.state_path, "rb") as f:
+                raw = f.read()
+            (n,) = struct.unpack_from("<I", raw)
+            st = msgpack.unpackb(raw[4 : 4 + n], raw=False, strict_map_key=False)
+            if st.get("v") != STATE_VERSION:
+                return {}
+            clients: dict[str, Any] = st["clients"]
+        except (OSError, ValueError, struct.error, KeyError, TypeError) as exc:
+            if not isinstance(exc, FileNotFoundError):
+                log.warning("ignoring unreadable state %s: %s", self.loc.state_path, exc)
+            return {}
+        intent = st.get("intent")
+        if intent:
+            path, offset, length = intent["path"], intent["offset"], intent["length"]
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                size = offset
+            if size >= offset + length:  # the write happened: its records count as written
+                for cid, k0, k1, upto in intent["commits"]:
+                    if cid in clients:
+                        clients[cid]["written"].append([k0, k1, upto])
+            elif size > offset:  # torn: cut back to the last whole record
+                log.warning("truncating torn tail of %s at %d", path, offset)
+                with open(path, "r+b") as f:
+                    f.truncate(offset)
+        log.info("recovered state of %d client(s)", len(clients))
+        return clients
 
     def _append(self, act: Append, now: float) -> None:
         f = self.files.get(act.run_id)
@@ -415,6 +495,14 @@ class Daemon:
                 # The file could not be created earlier (unwritable directory,
                 # disk full): try again now.
                 f = self.files[act.run_id] = self._create(self.pending_opens[act.run_id])
+            self._save_state(
+                {
+                    "path": f.path,
+                    "offset": f.bytes,
+                    "length": len(act.data),
+                    "commits": [list(c) for c in act.commits],
+                }
+            )
             f.append(act.data)
         except OSError as exc:
             self.file_errors += 1
@@ -423,7 +511,7 @@ class Daemon:
             self.core.write_failed(act, f"{exc.strerror or exc}", now)
             return
         self.pending_opens.pop(act.run_id, None)
-        self.core.write_succeeded(act.run_id)
+        self.core.write_succeeded(act)
 
     def _create(self, act: OpenFile) -> EventFile:
         self._file_n += 1

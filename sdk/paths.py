@@ -6,7 +6,8 @@ environment.  Everything here is cheap: it runs in every logging process.
 * Runtime directory: ``$SUMMARYD_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/summaryd``,
   else ``/tmp/summaryd-<uid>``; created 0700 and refused when it is a symlink,
   not a directory, or owned by another user.  It holds the control socket
-  (``ctl.sock``), the single-instance lock and pid file, and the daemon's log.
+  (``ctl.sock``), the single-instance lock and pid file, the daemon's log, and
+  the state a restarted daemon resumes from (``state.bin``).
 * Rings live in ``$SUMMARYD_SHM_DIR`` (default ``/dev/shm``) named
   ``<prefix>.<pid>.<session>`` with prefix ``$SUMMARYD_RING_PREFIX`` (default
   ``summaryd.<uid>``); tests give each daemon its own prefix.
@@ -25,6 +26,7 @@ SOCKET_NAME = "ctl.sock"
 LOCK_NAME = "daemon.lock"
 PID_NAME = "daemon.pid"
 LOG_NAME = "daemon.log"
+STATE_NAME = "state.bin"
 # Unix socket paths hold at most 107 bytes (sun_path is 108 with the NUL).
 MAX_SOCKET_PATH = 107
 
@@ -52,6 +54,10 @@ class Locations:
     @property
     def pid_path(self) -> str:
         return os.path.join(self.runtime_dir, PID_NAME)
+
+    @property
+    def state_path(self) -> str:
+        return os.path.join(self.runtime_dir, STATE_NAME)
 
     @property
     def log_path(self) -> str:

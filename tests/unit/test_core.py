@@ -915,3 +915,64 @@ CoreMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestCoreMachine = CoreMachine.TestCase
+
+
+# -- restart: snapshot and restore -----------------------------------------------------------
+
+
+def test_restore_knows_writers_opened_before_the_tail_and_skips_written_records() -> None:
+    """Two runs of one client: run A written, run B not, tail held back by B.
+    A new core restored from the snapshot and fed the records from the tail
+    writes B's records and none of A's again."""
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(1), c.open(2, log_dir=LOG2))
+    core.tick(T0 + 2)  # both OPENs written: the tail passes them
+    assert core.clients[c.cid].tail == c.pos
+    recs = [c.scalar(1, "a", 1.0, 1), c.scalar(2, "b", 2.0, 1), c.scalar(1, "a", 3.0, 2)]
+    core.records(c.cid, recs, T0 + 3)
+    core.clients[c.cid].force = False
+    # Only run A is due (max_queue reached for it alone): write it, not B.
+    [run_a] = [r for r in core.runs.values() if r.log_dir == LOG]
+    run_a.max_queue = 1
+    acts = core.tick(T0 + 3)
+    assert [scalars(a.data) for a in of(acts, Append)] == [[("a", 1.0), ("a", 3.0)]]
+    assert core.clients[c.cid].tail == recs[1][0]  # held back by B's record
+    saved = core.snapshot()[c.cid]
+    assert {r[1] for r in saved["at_tail"]} == {1, 2}
+
+    new = Core()
+    new.hello(c.cid, 1234, 99, "ring", T0 + 10, tail=saved["tail"])
+    new.restore(c.cid, saved, T0 + 10)
+    replay = [r for r in recs if r[0] >= saved["tail"]]
+    new.records(c.cid, replay, T0 + 10)
+    acts = new.tick(T0 + 20)
+    written = {a.run_id: scalars(a.data) for a in of(acts, Append)}
+    runs = {r.run_id: r.log_dir for r in new.runs.values()}
+    by_dir = {runs[rid]: vals for rid, vals in written.items()}
+    assert by_dir == {LOG: [], LOG2: [("b", 2.0)]}  # new files: headers, and B's record
+    assert of(acts, OpenFile) and len(of(acts, OpenFile)) == 2
+
+
+def test_restore_skips_a_purge_pair_already_written() -> None:
+    """The purge pair of run A is in A's file, but run B holds the tail before it."""
+    core = Core()
+    c = Client(core)
+    recs = [c.open(2, log_dir=LOG2), c.scalar(2, "b", 1.0, 1), c.open(1, purge_step=5)]
+    core.records(c.cid, recs, T0)
+    [run_a] = [r for r in core.runs.values() if r.log_dir == LOG]
+    run_a.max_queue = 1
+    acts = core.tick(T0)
+    [app] = of(acts, Append)
+    assert any(e.HasField("session_log") for e in events(app.data))
+    saved = core.snapshot()[c.cid]
+    assert saved["tail"] == 0 and saved["at_tail"] == []
+
+    new = Core()
+    new.hello(c.cid, 1234, 99, "ring", T0, tail=0)
+    new.restore(c.cid, saved, T0)
+    new.records(c.cid, recs, T0)
+    acts = new.tick(T0 + 2)
+    evs = [e for a in of(acts, Append) for e in events(a.data)]
+    assert not any(e.HasField("session_log") for e in evs)  # not purged twice
+    assert [v.tag for e in evs for v in e.summary.value] == ["b"]
