@@ -160,6 +160,9 @@ class Run:
     error: str | None = None
     # cid -> start of that client's last pending record + 1
     upto: dict[str, int] = field(default_factory=dict)
+    # tag -> the client that logs it; tags reported as logged by two clients
+    tags: dict[Any, str] = field(default_factory=dict)
+    shared_tags: set[Any] = field(default_factory=set)
 
 
 @dataclass(eq=False)
@@ -267,6 +270,8 @@ class Core:
                         raise ValueError(f"record for unknown writer {rec[1]!r}")
                     if start < replay and self._written_before(c, run, start):
                         continue
+                    if run.tags.get(rec[2]) != cid:
+                        self._tag_owner(run, rec[2], c)
                     data = enc(rec)
                     pending = run.pending
                     if not pending:
@@ -289,6 +294,25 @@ class Core:
         c.records += n
         self.records_total += n
         c.last_activity = now
+
+    def _tag_owner(self, run: Run, tag: Any, c: Client) -> None:
+        """First record of ``tag`` from ``c`` in ``run``: take it, or warn if a
+        live client already logs it (TensorBoard keeps only some points of a
+        tag written by two processes: a lower step evicts later ones)."""
+        owner = self.clients.get(run.tags.get(tag, ""))
+        if owner is None or owner.gone or owner is c:
+            run.tags[tag] = c.cid
+            return
+        if tag in run.shared_tags:
+            return
+        run.shared_tags.add(tag)
+        msg = (
+            f"tag {tag!r} in {run.log_dir} is logged by two processes (pids {owner.pid} "
+            f"and {c.pid}); TensorBoard then keeps only some of its points. Use a tag per "
+            f"process, e.g. 'rank<N>/{tag}'"
+        )
+        for cid in (owner.cid, c.cid):
+            self._actions.append(Notice(cid, "warning", msg))
 
     @staticmethod
     def _written_before(c: Client, run: Run, start: int) -> bool:

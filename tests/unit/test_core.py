@@ -976,3 +976,25 @@ def test_restore_skips_a_purge_pair_already_written() -> None:
     evs = [e for a in of(acts, Append) for e in events(a.data)]
     assert not any(e.HasField("session_log") for e in evs)  # not purged twice
     assert [v.tag for e in evs for v in e.summary.value] == ["b"]
+
+
+def test_same_tag_from_two_clients_warns_both_once() -> None:
+    core = Core()
+    a, b = Client(core, "a"), Client(core, "b")
+    a.send(T0, a.open(), a.scalar(1, "loss", 1.0, 1), a.scalar(1, "own", 1.0, 1))
+    b.send(T0, b.open(), b.scalar(1, "loss", 2.0, 1), b.scalar(1, "loss", 3.0, 2))
+    notices = of(core.tick(T0), Notice)
+    assert sorted(n.cid for n in notices) == ["a", "b"]
+    assert all("'loss'" in n.msg and "rank<N>/loss" in n.msg for n in notices)
+    b.send(T0, b.scalar(1, "loss", 4.0, 3))
+    assert of(core.tick(T0), Notice) == []  # once per (run, tag)
+
+
+def test_a_restarted_process_takes_over_the_tags_of_a_dead_one() -> None:
+    core = Core()
+    a = Client(core, "a")
+    a.send(T0, a.open(), a.scalar(1, "loss", 1.0, 1))
+    core.gone("a", T0)
+    b = Client(core, "b")
+    b.send(T0, b.open(), b.scalar(1, "loss", 2.0, 2))
+    assert of(core.tick(T0), Notice) == []
