@@ -164,11 +164,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.idle_exit is not None:
             cmd += ["--idle-exit", str(args.idle_exit)]
         from summaryd.paths import ensure_runtime_dir
+        from summaryd.spawn import daemon_environment
 
         ensure_runtime_dir(loc.runtime_dir)
         with open(loc.log_path, "ab") as logf:
             proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=logf,
+                start_new_session=True,
+                env=daemon_environment(),
             )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -19,6 +19,7 @@ import collections
 import fcntl
 import logging
 import os
+import re
 import signal
 import socket as pysocket
 import struct
@@ -31,7 +32,7 @@ import zmq
 
 from summaryd import __version__, wire
 from summaryd.paths import Locations, ensure_runtime_dir, process_alive
-from summaryd.ring import NOTICE_BELL, Ring, RingCorruptError, open_ring
+from summaryd.ring import NOTICE_BELL, Ring, RingBusyError, RingCorruptError, open_ring
 
 from . import notify
 from .core import Ack, Action, Append, CloseFile, Core, Notice, OpenFile, RemoveRing, SetTail
@@ -45,6 +46,7 @@ SCAN_EVERY = 2.0  # seconds between scans of the shm directory for orphaned ring
 DRAIN_BUDGET = 8 << 20  # bytes per ring per cycle, so one busy ring cannot starve the rest
 SHUTDOWN_LIMIT = 30.0  # seconds a graceful shutdown may take
 RATE_WINDOW = 5.0  # seconds over which `status` reports records/s
+_SID = re.compile(r"[0-9a-f]{16}")  # a client's session id: 8 random bytes in hex
 STATE_VERSION = 1
 
 
@@ -85,6 +87,7 @@ class Daemon:
         self._dirty = False
         self._saved: dict[str, Any] = {}
         self.file_errors = 0
+        self.bad_messages = 0
         self.host = pysocket.gethostname()
         self.pid = os.getpid()
         self.started = time.time()
@@ -270,23 +273,30 @@ class Daemon:
             except wire.ProtocolError as exc:
                 self._reply(identity, {"t": "notice", "level": "error", "msg": str(exc)})
                 continue
-            t = msg["t"]
-            if t == "hello":
-                self._hello(identity, msg, now)
-            elif t == "flush":
-                cid = self.by_identity.get(identity)
-                if cid is not None:
-                    self.core.flush(cid, msg["tok"], msg["pos"])
-            elif t == "status":
-                self._reply(identity, self.status())
-            elif t == "bye":
-                cid = self.by_identity.get(identity)
-                if cid is not None:
-                    self._finish(cid, now)
-            elif t == "stop":
-                self._reply(identity, {"t": "stopping"})
-                self.stopping = True
-            # "bell" only wakes the loop; anything else from a client is ignored
+            try:
+                self._dispatch(identity, msg, now)
+            except Exception:  # a message must never take the daemon down
+                self.bad_messages += 1
+                log.exception("message %r from %r failed", msg.get("t"), identity)
+
+    def _dispatch(self, identity: bytes, msg: dict[str, Any], now: float) -> None:
+        t = msg["t"]
+        if t == "hello":
+            self._hello(identity, msg, now)
+        elif t == "flush":
+            cid = self.by_identity.get(identity)
+            if cid is not None:
+                self.core.flush(cid, msg["tok"], msg["pos"])
+        elif t == "status":
+            self._reply(identity, self.status())
+        elif t == "bye":
+            cid = self.by_identity.get(identity)
+            if cid is not None:
+                self._finish(cid, now)
+        elif t == "stop":
+            self._reply(identity, {"t": "stopping"})
+            self.stopping = True
+        # "bell" only wakes the loop; anything else from a client is ignored
 
     def _reply(self, identity: bytes, msg: dict[str, Any]) -> None:
         try:
@@ -307,6 +317,9 @@ class Daemon:
             )
             return
         sid = msg["sid"]
+        if not _SID.fullmatch(sid) or not 0 < msg["pid"] < 1 << 32:
+            self._reply(identity, {"t": "notice", "level": "error", "msg": "malformed hello"})
+            return
         if sid not in self.attached:
             name = self.loc.ring_name(msg["pid"], sid)
             if msg["ring"] != name or not self._attach(name, now, argv=msg["argv"]):
@@ -333,6 +346,11 @@ class Daemon:
         path = self.loc.ring_path(name)
         try:
             ring = open_ring(path)
+        except ValueError as exc:  # e.g. a NUL byte in a name a client sent
+            log.warning("not adopting ring %r: %s", path, exc)
+            return False
+        except RingBusyError:
+            return False  # another daemon's: quietly, and look again at the next scan
         except (OSError, RingCorruptError) as exc:
             if name not in self._rejected:
                 self._rejected.add(name)
@@ -595,6 +613,7 @@ class Daemon:
                 "ring_prefix": self.loc.ring_prefix,
                 "idle_exit": self.idle_exit,
                 "file_errors": self.file_errors,
+                "bad_messages": self.bad_messages,
             },
             "clients": st["clients"],
             "runs": st["runs"],

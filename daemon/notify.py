@@ -33,6 +33,7 @@ def watchdog_interval() -> float | None:
     if not usec or (pid and pid != str(os.getpid())):
         return None
     try:
-        return int(usec) / 2e6
+        v = int(usec)
     except ValueError:
         return None
+    return v / 2e6 if v > 0 else None

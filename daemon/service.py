@@ -161,12 +161,17 @@ WantedBy=default.target
 """
 
 
-def _systemd_word(word: str) -> str:
-    """``word`` as one argument of a systemd command line (ExecStart=)."""
-    escaped = word.replace("%", "%%").replace("$", "$$")
-    if _PLAIN_WORD.match(escaped):
-        return escaped
-    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _exec_path(path: str) -> str:
+    """``path`` as the executable of a systemd command line (ExecStart=).
+
+    systemd expands ``$VAR`` in the arguments (argv[0] included) but not in the
+    path it executes, so "$$" cannot escape a dollar there: a path with "$" gets
+    the ":" prefix, which turns expansion off for the whole line instead.
+    """
+    escaped = path.replace("%", "%%")  # no quotes or backslashes: render_unit refuses them
+    if not _PLAIN_WORD.match(escaped):
+        escaped = f'"{escaped}"'
+    return (":" if "$" in path else "") + escaped
 
 
 def _environment_line(key: str, value: str) -> str:
@@ -192,12 +197,16 @@ def render_unit(python: str, extra_env: Mapping[str, str] | None = None) -> str:
     """
     if not os.path.isabs(python):
         raise ValueError(f"the interpreter path must be absolute, not {python!r}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in python):
-        raise ValueError(f"the interpreter path {python!r} contains a control character")
+    if any(ord(c) < 32 or ord(c) == 127 or c in "\"'\\" for c in python):
+        # systemd refuses such an executable ("contains special characters").
+        raise ValueError(
+            f"systemd cannot run an interpreter whose path holds a quote, a backslash or "
+            f"a control character: {python!r}"
+        )
     extra = "".join(_environment_line(k, v) for k, v in (extra_env or {}).items())
     if extra:
         extra = "# Added by `summaryd install-service --env`.\n" + extra
-    return _TEMPLATE.replace("@PYTHON@", _systemd_word(python)).replace("@EXTRA_ENV@", extra)
+    return _TEMPLATE.replace("@PYTHON@", _exec_path(python)).replace("@EXTRA_ENV@", extra)
 
 
 def parse_env(assignments: Iterable[str]) -> dict[str, str]:
@@ -446,11 +455,14 @@ def uninstall(
     exe = shutil.which("systemctl", path=environ.get("PATH", os.defpath))
     systemctl = _Systemctl(exe, environ, out, err) if exe else None
     manager_env, why = systemctl.manager_environment() if systemctl else (None, "no systemctl")
-    if systemctl is not None and manager_env is not None:
-        # Stops the daemon (it drains every ring and closes every file) and removes the
-        # default.target.wants link; the file is removed after, so the manager still knows it.
-        if not systemctl.run("disable", "--now", UNIT_NAME, timeout=_STOP_TIMEOUT):
-            status = EXIT_FAILED
+    # Stops the daemon (it drains every ring and closes every file) and removes the
+    # default.target.wants link; the file is removed after, so the manager still knows it.
+    if (
+        systemctl is not None
+        and manager_env is not None
+        and not systemctl.run("disable", "--now", UNIT_NAME, timeout=_STOP_TIMEOUT)
+    ):
+        status = EXIT_FAILED
     try:
         if wants.is_symlink():  # enabled earlier, disabled by hand or by nobody
             wants.unlink()

@@ -34,6 +34,7 @@ that touch ``/dev/shm``.
 
 from __future__ import annotations
 
+import fcntl
 import mmap
 import os
 import stat
@@ -63,6 +64,10 @@ class RingCorruptError(ProtocolError):
     """The ring holds bytes that are not a valid record where one must be."""
 
 
+class RingBusyError(OSError):
+    """Another consumer (a daemon of another runtime dir) holds the ring."""
+
+
 def padded_size(payload_len: int) -> int:
     """Bytes a record with a payload of ``payload_len`` occupies in the ring."""
     return (RECORD_HEADER + payload_len + ALIGN - 1) & ~(ALIGN - 1)
@@ -75,8 +80,9 @@ class Ring:
     each assume a single caller; the SDK serialises producers with a lock.
     """
 
-    def __init__(self, buf: mmap.mmap) -> None:
+    def __init__(self, buf: mmap.mmap, lock_fd: int | None = None) -> None:
         self._mm = buf
+        self._lock_fd = lock_fd  # the consumer's flock on the ring file, held while mapped
         self._q = memoryview(buf)[:HEADER_SIZE].cast("Q")
         magic, version, hdr, cap, pid, start, session = _FIXED.unpack_from(buf, 0)
         self.capacity: int = cap
@@ -256,6 +262,9 @@ class Ring:
     def close(self) -> None:
         self._q.release()
         self._mm.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 def _round_capacity(requested: int) -> int:
@@ -286,12 +295,20 @@ def create_ring(path: str, capacity: int, pid: int, start_ticks: int, session: b
 def open_ring(path: str) -> Ring:
     """Map an existing ring for consuming, after checking it is safe to adopt.
 
+    The consumer holds an exclusive ``flock`` on the file while it has it
+    mapped: two daemons (say, one per runtime directory) never drain one ring.
+
     Raises:
+        RingBusyError: another consumer holds it.
         RingCorruptError: not a regular file of ours with mode 0600 and a valid header.
         OSError: it cannot be opened (e.g. already removed).
     """
     fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RingBusyError(f"{path}: another daemon consumes this ring") from None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
             raise RingCorruptError(f"{path}: not a 0600 regular file owned by this user")
@@ -306,6 +323,7 @@ def open_ring(path: str) -> Ring:
         if st.st_size != HEADER_SIZE + cap:
             raise RingCorruptError(f"{path}: size {st.st_size} does not match capacity {cap}")
         mm = mmap.mmap(fd, HEADER_SIZE + cap)
-    finally:
+    except BaseException:
         os.close(fd)
-    return Ring(mm)
+        raise
+    return Ring(mm, fd)

@@ -22,6 +22,15 @@ import threading
 
 from .paths import Locations, ensure_runtime_dir
 
+# A trainer run as a Type=notify service must not have its daemon talk to
+# the trainer's unit (READY, STOPPING, MAINPID would be taken as the trainer's).
+_SYSTEMD_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
+def daemon_environment() -> dict[str, str]:
+    """This process's environment for a daemon it starts, without systemd's notify variables."""
+    return {k: v for k, v in os.environ.items() if k not in _SYSTEMD_VARS}
+
 
 def spawning_allowed() -> bool:
     return os.environ.get("SUMMARYD_NO_SPAWN", "") not in ("1", "true", "yes")
@@ -78,6 +87,7 @@ def ensure_daemon(loc: Locations) -> int | None:
                 stderr=log,
                 start_new_session=True,
                 close_fds=True,
+                env=daemon_environment(),
             )
         finally:
             os.close(log)

@@ -1,0 +1,571 @@
+"""Peer: a misbehaving client of the daemon, for tests/integration/test_hostile.py.
+
+It talks to the daemon the test's SUMMARYD_* variables name, through its own
+ZeroMQ DEALER and/or its own ring (``summaryd.ring.create_ring`` at
+``locations().ring_path(locations().ring_name(pid, sid))``), and does one bad
+thing, chosen by HOSTILE_MODE:
+
+garbage_messages  HOSTILE_COUNT control messages of random bytes, msgpack that is
+                  not a map, maps with unknown or missing fields, multi-frame
+wrong_version     hello with protocol version HOSTILE_VERSION (default 2)
+garbage_records   HOSTILE_COUNT ring records whose checksum is right and whose
+                  payload is not a valid record (random bytes, msgpack non-arrays)
+torn_records      good records, then one whose checksum is wrong, then more good ones
+bad_length        good records, then one whose length field runs past head
+bad_ring_header   rings the daemon must refuse: wrong magic, version, header size,
+                  capacity, file size, mode 0644, header naming another pid, and a
+                  FIFO, a directory and a symlink under ring names; hello for each
+bad_ring_mode     one otherwise valid ring with mode 0644, and hello for it
+huge_message      one control message of HOSTILE_BYTES (default 64 MiB)
+unknown_writer    HOSTILE_COUNT well-formed records the daemon must refuse: records
+                  for writers never opened, unknown kinds, OPEN with a relative,
+                  unnormalised or NUL-carrying log dir, OPEN of a writer twice
+flood_bells       HOSTILE_SOCKETS sockets send HOSTILE_FLOOD messages ("bell",
+                  default) as fast as they can until stdin closes
+nul_session       hello whose session (and so ring name) holds a NUL byte
+deep_argv         a valid ring with records, and hello whose argv nests 1,000 lists deep
+truncate_ring     a valid ring the daemon adopted, then truncated to 0 bytes
+steal_session     claims the session of the ring named HOSTILE_VICTIM (another
+                  client's): hello with it from this socket, then bye; and a ring of
+                  its own under that session, for the daemon's scan to find
+many_writers      opens HOSTILE_COUNT writers in HOSTILE_LOG_DIR/<i> and never
+                  closes them (a trainer leaking SummaryWriters)
+big_argv          a valid ring, and hello whose argv is as large as a message may be
+
+Protocol with the test: after the bad thing is under way the peer prints
+``ready``; it then waits until its stdin closes (so it stays a live client
+while the good client logs), finishes, and prints one JSON line of what it saw
+(replies, notices).  Every wait is bounded (HOSTILE_SECONDS, default 30).
+
+Environment: HOSTILE_MODE, HOSTILE_SEED (default 0), HOSTILE_COUNT (default
+200), HOSTILE_LOG_DIR (where records that open writers point; default a
+directory that does not exist), plus the variables above and SUMMARYD_*.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import random
+import secrets
+import select
+import socket
+import struct
+import sys
+import threading
+import time
+from typing import Any
+from zlib import crc32
+
+import msgpack
+import zmq
+
+from summaryd import wire
+from summaryd.paths import locations, process_start_ticks
+from summaryd.ring import HEADER_SIZE, create_ring
+
+MODE = os.environ["HOSTILE_MODE"]
+SEED = int(os.environ.get("HOSTILE_SEED", "0"))
+COUNT = int(os.environ.get("HOSTILE_COUNT", "200"))
+SECONDS = float(os.environ.get("HOSTILE_SECONDS", "30"))
+LOG_DIR = os.environ.get("HOSTILE_LOG_DIR", "/nonexistent/summaryd-hostile")
+LOC = locations()
+RNG = random.Random(SEED)
+DEADLINE = time.monotonic() + SECONDS
+PID = os.getpid()
+START = process_start_ticks(PID) or 0
+
+ctx = zmq.Context()
+report: dict[str, Any] = {"mode": MODE, "pid": PID, "replies": []}
+
+
+def dealer() -> zmq.Socket[bytes]:
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(LOC.endpoint)
+    return s
+
+
+def replies(sock: zmq.Socket[bytes], wait: float = 0.0) -> list[dict[str, Any]]:
+    """Replies waiting on ``sock`` (after up to ``wait`` s for the first), decoded."""
+    out = []
+    timeout = int(min(wait, max(0.0, DEADLINE - time.monotonic())) * 1000)
+    while sock.poll(timeout):
+        timeout = 0
+        try:
+            out.append(wire.unpack(sock.recv()))
+        except wire.ProtocolError as exc:
+            out.append({"t": "undecodable", "msg": str(exc)})
+    report["replies"].extend(out)
+    return out
+
+
+def wait_for(sock: zmq.Socket[bytes], kinds: set[str], wait: float = 5.0) -> dict[str, Any] | None:
+    """The first reply of one of ``kinds`` within ``wait`` seconds."""
+    end = min(time.monotonic() + wait, DEADLINE)
+    while time.monotonic() < end:
+        for r in replies(sock, end - time.monotonic()):
+            if r.get("t") in kinds:
+                return r
+    return None
+
+
+def hello(sock: zmq.Socket[bytes], sid: str, ring: str, **over: Any) -> None:
+    msg = {"t": "hello", "v": wire.PROTOCOL_VERSION, "pid": PID, "start": START}
+    msg |= {"sid": sid, "ring": ring, "argv": ["hostile_client.py", MODE]} | over
+    sock.send(wire.pack(msg))
+
+
+class OwnRing:
+    """A ring of this process, written with raw stores (no Ring.put: it must lie)."""
+
+    def __init__(self, capacity: int = 1 << 16, sid: str | None = None, pid: int = PID) -> None:
+        self.sid = sid or secrets.token_hex(8)
+        self.name = LOC.ring_name(pid, self.sid)
+        self.path = LOC.ring_path(self.name)
+        create_ring(self.path, capacity, pid, START, self.sid.encode()).close()
+        fd = os.open(self.path, os.O_RDWR)
+        self.cap = os.fstat(fd).st_size - HEADER_SIZE
+        self.mm = mmap.mmap(fd, HEADER_SIZE + self.cap)
+        os.close(fd)
+        self.head = 0
+
+    def raw(self, length: int, crc: int, payload: bytes) -> None:
+        """Append a record with the given length and checksum fields (not committed)."""
+        total = (8 + len(payload) + 7) & ~7
+        p = self.head % self.cap
+        assert p + 8 <= self.cap and self.head + total <= self.cap, "peer writes one lap only"
+        struct.pack_into("<II", self.mm, HEADER_SIZE + p, length, crc)
+        self.mm[HEADER_SIZE + p + 8 : HEADER_SIZE + p + 8 + len(payload)] = payload
+        self.head += total
+
+    def record(self, payload: bytes) -> None:
+        self.raw(len(payload), crc32(payload), payload)
+
+    def commit(self, head: int | None = None) -> None:
+        struct.pack_into("<Q", self.mm, 64, self.head if head is None else head)
+
+    def flush(self, sock: zmq.Socket[bytes], tok: int) -> bool:
+        """Ring the daemon and wait for the acknowledgement of everything so far."""
+        sock.send(wire.pack({"t": "bell"}))
+        sock.send(wire.pack({"t": "flush", "tok": tok, "pos": self.head}))
+        r = wait_for(sock, {"ack"}, 10.0)
+        return r is not None and r.get("tok") == tok
+
+
+def random_msgpack(depth: int = 0) -> Any:
+    k = RNG.randrange(9 if depth < 3 else 6)
+    if k == 0:
+        return None
+    if k == 1:
+        return RNG.random() < 0.5
+    if k == 2:
+        return RNG.choice([0, -1, 1 << 40, -(1 << 63), (1 << 64) - 1, RNG.randrange(-999, 999)])
+    if k == 3:
+        return RNG.choice([0.0, -1.5, float("inf"), float("nan"), RNG.random()])
+    if k == 4:
+        return "".join(chr(RNG.randrange(1, 0x2FF)) for _ in range(RNG.randrange(12)))
+    if k == 5:
+        return RNG.randbytes(RNG.randrange(12))
+    if k in (6, 7):
+        return [random_msgpack(depth + 1) for _ in range(RNG.randrange(6))]
+    return {str(RNG.randrange(9)): random_msgpack(depth + 1) for _ in range(RNG.randrange(4))}
+
+
+def wait_stdin_closed() -> None:
+    """Stay a live client until the test closes our stdin (bounded)."""
+    while time.monotonic() < DEADLINE:
+        r, _, _ = select.select(
+            [sys.stdin], [], [], max(0.0, min(0.5, DEADLINE - time.monotonic()))
+        )
+        if r and not sys.stdin.readline():
+            return
+
+
+def ready() -> None:
+    print("ready", flush=True)
+
+
+# -- modes ---------------------------------------------------------------------
+
+
+def garbage_messages() -> None:
+    s = dealer()
+    for _ in range(COUNT):
+        k = RNG.randrange(6)
+        if k == 0:
+            s.send(RNG.randbytes(RNG.randrange(64)))
+        elif k == 1:
+            s.send(msgpack.packb(random_msgpack()))
+        elif k == 2:
+            s.send(msgpack.packb({"t": RNG.choice(list(wire.MESSAGES)) + "x", "v": 1}))
+        elif k == 3:
+            s.send(msgpack.packb({"t": RNG.choice(list(set(wire.MESSAGES) - {"stop"}))}))
+        elif k == 4:
+            s.send_multipart([RNG.randbytes(8) for _ in range(RNG.randrange(2, 5))])
+        else:
+            s.send(b"")
+        replies(s)
+    ready()
+    replies(s, 1.0)
+    wait_stdin_closed()
+    replies(s, 0.2)
+    report["sent"] = COUNT
+
+
+def wrong_version() -> None:
+    s = dealer()
+    sid = secrets.token_hex(8)
+    version = int(os.environ.get("HOSTILE_VERSION", "2"))
+    hello(s, sid, LOC.ring_name(PID, sid), v=version)
+    report["reply"] = wait_for(s, {"notice", "welcome"}, 5.0)
+    ready()
+    wait_stdin_closed()
+
+
+def _attached_ring(sock: zmq.Socket[bytes]) -> OwnRing:
+    ring = OwnRing()
+    hello(sock, ring.sid, ring.name)
+    report["hello"] = wait_for(sock, {"welcome", "notice"})
+    return ring
+
+
+def _open_record(wid: int, log_dir: str = LOG_DIR) -> bytes:
+    return msgpack.packb([wire.OPEN, wid, log_dir, "", 10, 120.0, None, time.time()])
+
+
+def _good_records(ring: OwnRing, n: int, first: int = 0) -> None:
+    for i in range(first, first + n):
+        ring.record(msgpack.packb([wire.SCALAR, 1, "hostile/ok", float(i), i, time.time()]))
+
+
+def garbage_records() -> None:
+    s = dealer()
+    ring = _attached_ring(s)
+    ring.record(_open_record(1))
+    for _ in range(COUNT):
+        k = RNG.randrange(3)
+        if k == 0:
+            payload = RNG.randbytes(RNG.randrange(1, 200))
+        elif k == 1:
+            payload = msgpack.packb(random_msgpack())
+        else:  # an array led by a kind, with garbage after it
+            payload = msgpack.packb([RNG.randrange(1, 6)] + [random_msgpack() for _ in range(3)])
+        ring.record(payload)
+    _good_records(ring, 5)
+    ring.commit()
+    report["acked"] = ring.flush(s, 1)
+    ready()
+    wait_stdin_closed()
+    s.send(wire.pack({"t": "bye"}))
+    report["sent"] = COUNT
+
+
+def _corrupt(bad: str) -> None:
+    s = dealer()
+    ring = _attached_ring(s)
+    ring.record(_open_record(1))
+    _good_records(ring, 10)
+    ring.commit()
+    report["acked_before"] = ring.flush(s, 1)
+    payload = msgpack.packb([wire.SCALAR, 1, "hostile/torn", 1.0, 99, time.time()])
+    if bad == "crc":
+        ring.raw(len(payload), crc32(payload) ^ 0x5A5A, payload)
+    else:  # a length that runs past head
+        ring.raw(ring.cap // 2, crc32(payload), payload)
+    _good_records(ring, 10, 100)
+    ring.commit()
+    s.send(wire.pack({"t": "bell"}))
+    report["notice"] = wait_for(s, {"notice"}, 5.0)
+    ready()
+    wait_stdin_closed()
+
+
+def torn_records() -> None:
+    _corrupt("crc")
+
+
+def bad_length() -> None:
+    _corrupt("length")
+
+
+def _bad_rings() -> dict[str, str]:
+    """Files under ring names that are not rings the daemon may adopt: variant -> name."""
+    out = {}
+
+    def valid() -> OwnRing:
+        r = OwnRing(4096)
+        r.mm.close()
+        return r
+
+    for variant, offset, value in [
+        ("magic", 0, b"SMDRINGX"),
+        ("version", 8, struct.pack("<I", 99)),
+        ("header_size", 12, struct.pack("<I", 128)),
+        ("capacity", 16, struct.pack("<Q", 5000)),
+    ]:
+        r = valid()
+        with open(r.path, "r+b") as f:
+            f.seek(offset)
+            f.write(value)
+        out[variant] = r.name
+    r = valid()
+    os.truncate(r.path, HEADER_SIZE + 8192)
+    out["file_size"] = r.name
+    r = valid()
+    os.chmod(r.path, 0o644)
+    out["mode_0644"] = r.name
+    # The header names another pid than the file name does.
+    sid = secrets.token_hex(8)
+    create_ring(LOC.ring_path(LOC.ring_name(PID, sid)), 4096, 1, START, sid.encode()).close()
+    out["other_pid"] = LOC.ring_name(PID, sid)
+    sid = secrets.token_hex(8)
+    os.mkfifo(LOC.ring_path(LOC.ring_name(PID, sid)), 0o600)
+    out["fifo"] = LOC.ring_name(PID, sid)
+    sid = secrets.token_hex(8)
+    os.mkdir(LOC.ring_path(LOC.ring_name(PID, sid)), 0o700)
+    out["directory"] = LOC.ring_name(PID, sid)
+    target = valid()
+    sid = secrets.token_hex(8)
+    os.symlink(target.path, LOC.ring_path(LOC.ring_name(PID, sid)))
+    out["symlink"] = LOC.ring_name(PID, sid)
+    sid = secrets.token_hex(8)
+    u = socket.socket(socket.AF_UNIX)
+    u.bind(LOC.ring_path(LOC.ring_name(PID, sid)))
+    out["unix_socket"] = LOC.ring_name(PID, sid)
+    return out
+
+
+def _hello_each(rings: dict[str, str]) -> None:
+    results = {}
+    for variant, name in rings.items():
+        s = dealer()
+        hello(s, name.rsplit(".", 1)[1], name)
+        r = wait_for(s, {"welcome", "notice"}, 5.0)
+        results[variant] = r.get("t") if r else None
+        s.close()
+    report["hello"] = results
+    report["sids"] = {v: n.rsplit(".", 1)[1] for v, n in rings.items()}
+
+
+def bad_ring_header() -> None:
+    rings = _bad_rings()
+    _hello_each(rings)
+    ready()
+    wait_stdin_closed()
+    for name in rings.values():
+        path = LOC.ring_path(name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)
+        elif os.path.lexists(path):
+            os.unlink(path)
+
+
+def bad_ring_mode() -> None:
+    r = OwnRing(4096)
+    r.record(_open_record(1))
+    r.commit()
+    os.chmod(r.path, 0o644)
+    _hello_each({"mode_0644": r.name})
+    ready()
+    wait_stdin_closed()
+    os.unlink(r.path)
+
+
+def huge_message() -> None:
+    s = dealer()
+    s.setsockopt(zmq.SNDHWM, 1)
+    size = int(os.environ.get("HOSTILE_BYTES", str(64 << 20)))
+    s.send(b"\x81" + b"\x00" * (size - 1))
+    report["reply"] = wait_for(s, {"notice"}, 5.0)
+    ready()
+    wait_stdin_closed()
+
+
+def unknown_writer() -> None:
+    s = dealer()
+    ring = _attached_ring(s)
+    ring.record(_open_record(1))
+    bad = [
+        lambda i: [wire.SCALAR, 1000 + i, "x", 1.0, i, 1.0],
+        lambda i: [wire.SCALAR_T, 1000 + i, "x", 1.0, i, 1.0, True],
+        lambda i: [wire.TEXT, 1000 + i, "x", "text", i, 1.0],
+        lambda i: [wire.CLOSE, 1000 + i],
+        lambda i: [RNG.choice([0, 6, 99, -1, 1 << 40]), 1, "x"],
+        lambda i: [wire.OPEN, 2000 + i, "relative/dir", "", 10, 1.0, None, 1.0],
+        lambda i: [wire.OPEN, 2000 + i, LOG_DIR + "/../escape", "", 10, 1.0, None, 1.0],
+        lambda i: [wire.OPEN, 2000 + i, LOG_DIR + "/a\0b", "", 10, 1.0, None, 1.0],
+        lambda i: [wire.OPEN, 2000 + i, LOG_DIR, "/slash", 10, 1.0, None, 1.0],
+        lambda i: [wire.OPEN, 1, LOG_DIR, "", 10, 1.0, None, 1.0],  # writer 1 is open
+        lambda i: [wire.SCALAR, 1],  # too short
+    ]
+    for i in range(COUNT):
+        ring.record(msgpack.packb(bad[i % len(bad)](i)))
+    _good_records(ring, 5)
+    ring.commit()
+    report["acked"] = ring.flush(s, 1)
+    ready()
+    wait_stdin_closed()
+    s.send(wire.pack({"t": "bye"}))
+    report["sent"] = COUNT
+
+
+def flood_bells() -> None:
+    kind = os.environ.get("HOSTILE_FLOOD", "bell")
+    n_sockets = int(os.environ.get("HOSTILE_SOCKETS", "2"))
+    stop = threading.Event()
+    sent = [0] * n_sockets
+
+    def flood(k: int) -> None:
+        s = dealer()
+        msg = wire.pack({"t": kind})
+        while not stop.is_set() and time.monotonic() < DEADLINE:
+            try:
+                s.send(msg, zmq.NOBLOCK)
+                sent[k] += 1
+            except zmq.Again:
+                time.sleep(0.0001)
+            while s.poll(0):
+                s.recv()
+        s.close()
+
+    threads = [threading.Thread(target=flood, args=(k,)) for k in range(n_sockets)]
+    for t in threads:
+        t.start()
+    while sum(sent) < 1000 and time.monotonic() < DEADLINE:
+        time.sleep(0.01)
+    ready()
+    wait_stdin_closed()
+    stop.set()
+    for t in threads:
+        t.join()
+    report["sent"] = sum(sent)
+
+
+def nul_session() -> None:
+    s = dealer()
+    sid = "ab\0cd"
+    hello(s, sid, LOC.ring_name(PID, sid))
+    report["reply"] = wait_for(s, {"notice", "welcome"}, 5.0)
+    ready()
+    wait_stdin_closed()
+
+
+def deep_argv() -> None:
+    s = dealer()
+    ring = OwnRing()
+    ring.record(_open_record(1))  # records waiting: the daemon must drain a ring it took
+    _good_records(ring, 3)
+    ring.commit()
+    head = msgpack.packb(
+        {"t": "hello", "v": 1, "pid": PID, "start": START, "sid": ring.sid, "ring": ring.name}
+    )
+    # One more key in the map: argv, 1,000 one-element arrays deep (msgpack allows 1,023).
+    msg = bytes([head[0] + 1]) + head[1:] + b"\xa4argv" + b"\x91" * 1000 + b"\x90"
+    s.send(msg)
+    report["reply"] = wait_for(s, {"notice", "welcome"}, 5.0)
+    ready()
+    wait_stdin_closed()
+
+
+def truncate_ring() -> None:
+    s = dealer()
+    ring = _attached_ring(s)
+    ring.record(_open_record(1))
+    _good_records(ring, 10)
+    ring.commit()
+    report["acked"] = ring.flush(s, 1)
+    ring.mm.close()
+    os.truncate(ring.path, 0)
+    s.send(wire.pack({"t": "bell"}))
+    ready()
+    wait_stdin_closed()
+
+
+def steal_session() -> None:
+    victim = os.environ["HOSTILE_VICTIM"]  # the other client's ring name
+    vsid = victim.rsplit(".", 1)[1]
+    s = dealer()
+    # 1. This socket claims the victim's session, then says bye for it.
+    hello(s, vsid, "not-a-ring", pid=PID)
+    report["hello"] = wait_for(s, {"welcome", "notice"}, 5.0)
+    s.send(wire.pack({"t": "flush", "tok": 1, "pos": 1 << 62}))
+    s.send(wire.pack({"t": "bye"}))
+    # 2. A ring of this process under the victim's session, for the scan (every 2 s).
+    ring = OwnRing(sid=vsid)
+    ring.record(_open_record(1))
+    _good_records(ring, 3)
+    ring.commit()
+    time.sleep(2.5)
+    s2 = dealer()
+    hello(s2, vsid, ring.name)
+    report["hello_own_ring"] = wait_for(s2, {"welcome", "notice"}, 5.0)
+    s2.send(wire.pack({"t": "bye"}))
+    replies(s, 0.2)
+    ready()
+    wait_stdin_closed()
+    if os.path.exists(ring.path):
+        os.unlink(ring.path)
+
+
+def many_writers() -> None:
+    from summaryd import SummaryWriter
+
+    writers = [SummaryWriter(os.path.join(LOG_DIR, str(i))) for i in range(COUNT)]
+    for i, w in enumerate(writers):
+        w.add_scalar("leak", 1.0, i)
+    time.sleep(1.5)  # the daemon opens their files (it drains at least every second)
+    ready()
+    wait_stdin_closed()
+    report["writers"] = len(writers)
+    emit()
+    os._exit(0)  # leaked: no close, no flush at exit
+
+
+def big_argv() -> None:
+    s = dealer()
+    ring = OwnRing()
+    # Fits the 1 MiB message limit; every small int becomes "0, " in the daemon's str().
+    argv = [[0] * 4000 for _ in range(240)]
+    hello(s, ring.sid, ring.name, argv=argv)
+    report["hello"] = wait_for(s, {"welcome", "notice"}, 5.0)
+    ready()
+    wait_stdin_closed()
+
+
+MODES = {
+    f.__name__: f
+    for f in (
+        garbage_messages,
+        wrong_version,
+        garbage_records,
+        torn_records,
+        bad_length,
+        bad_ring_header,
+        bad_ring_mode,
+        huge_message,
+        unknown_writer,
+        flood_bells,
+        nul_session,
+        deep_argv,
+        truncate_ring,
+        steal_session,
+        many_writers,
+        big_argv,
+    )
+}
+
+
+def emit() -> None:
+    """Print the report: one JSON line."""
+    report["replies"] = [
+        {k: v for k, v in r.items() if k in ("t", "level", "msg", "tok")} for r in report["replies"]
+    ][:50]
+    print(json.dumps(report, default=repr), flush=True)
+
+
+if __name__ == "__main__":
+    MODES[MODE]()
+    emit()
+    ctx.destroy(linger=0)
