@@ -72,6 +72,7 @@ from .tfrecord import frame
 
 WRITE_CHUNK = 1 << 20
 WRITE_RETRY = 1.0  # seconds between attempts to write a run whose last write failed
+PURGE_WAIT = 5.0  # seconds a resumed run waits for the earlier life's writers to be gone
 NOTICE_LIMIT = 20
 DEFAULT_MAX_LATENCY = 1.0
 DEFAULT_LINGER = 5.0
@@ -129,7 +130,15 @@ class RemoveRing:
     cid: str
 
 
-Action = OpenFile | Append | CloseFile | SetTail | Ack | Notice | RemoveRing
+@dataclass(frozen=True)
+class PurgeFiles:
+    """Rewrite the run directory's closed event files without events at or after ``step``."""
+
+    log_dir: str
+    step: int
+
+
+Action = OpenFile | Append | CloseFile | SetTail | Ack | Notice | RemoveRing | PurgeFiles
 
 
 # -- state ---------------------------------------------------------------------
@@ -163,6 +172,16 @@ class Run:
     # tag -> the client that logs it; tags reported as logged by two clients
     tags: dict[Any, str] = field(default_factory=dict)
     shared_tags: set[Any] = field(default_factory=set)
+    # Where it lives in Core.runs: (log_dir, suffix), or a key of its own once a
+    # resumed trainer's purge has retired it.
+    key: Any = ()
+    # A life begun with purge_step: its step, and until the earlier life is
+    # closed and purged, the run it waits for and how long at most.
+    purge_step: int | None = None
+    purge_pending: bool = False
+    predecessor: Run | None = None
+    purge_deadline: float = 0.0
+    resumer_start: int = 0  # start time of the process that resumed: older ones are the past
 
 
 @dataclass(eq=False)
@@ -206,6 +225,9 @@ class Core:
         self.runs: dict[tuple[str, str], Run] = {}
         self._run_ids = 0
         self._actions: list[Action] = []
+        # Set when a trainer resumes: the loop should adopt and drain every ring
+        # now, so the earlier life's records are known before the new life starts.
+        self.scan_requested = False
         self.records_total = 0
         self.malformed_total = 0
         self.bytes_total = 0
@@ -377,13 +399,15 @@ class Core:
         """Shutdown: write and close every run, acknowledge every flush."""
         for c in self.clients.values():
             c.force = True
-        for run in self.runs.values():
+        for run in list(self.runs.values()):
             run.retry_at = 0.0
+            if run.purge_pending:
+                self._start_resumed(run, now)
         actions = self.tick(now)
         for run in list(self.runs.values()):
-            actions.extend(self._write(run, now))
-            actions.append(CloseFile(run.run_id))
-        self.runs.clear()
+            self._end_run(run, now)
+        actions.extend(self._actions)
+        self._actions = []
         return actions
 
     # -- outputs -----------------------------------------------------------
@@ -405,7 +429,13 @@ class Core:
         """
         for run in list(self.runs.values()):
             if run.idle_since is not None and now - run.idle_since >= self.linger:
-                self._end_run(run)
+                self._end_run(run, now)
+            elif run.purge_pending and (
+                run.predecessor is None
+                or run.predecessor.key not in self.runs
+                or now >= run.purge_deadline
+            ):
+                self._start_resumed(run, now)
         actions, self._actions = self._actions, []
         forced: set[int] = set()
         for c in self.clients.values():
@@ -467,6 +497,7 @@ class Core:
     def next_deadline(self) -> float | None:
         """When ``tick`` next has a write to do without new input (None: never)."""
         due = [max(r.oldest + r.latency, r.retry_at) for r in self.runs.values() if r.pending]
+        due += [r.purge_deadline for r in self.runs.values() if r.purge_pending]
         due += [r.idle_since + self.linger for r in self.runs.values() if r.idle_since is not None]
         return min(due) if due else None
 
@@ -545,18 +576,38 @@ class Core:
         )
         key = (log_dir, suffix)
         run = self.runs.get(key)
+        if purge_step is not None:
+            if run is not None and run.purge_step == purge_step:
+                # Another rank resuming at the same step: the first one's pair
+                # stands (a second START would make TensorBoard's Python loader
+                # drop the points the first resumed rank already wrote).
+                purge = []
+            else:
+                run = self._resume(run, key, c, start, now, max_queue, flush_secs, header)
+                run.purge_step = purge_step
+        elif run is not None and run.purge_pending and c.start < run.resumer_start:
+            # A writer of the earlier life (its process started before the resumed
+            # one), found only now: its records go to the earlier life's file.
+            old = run.predecessor
+            if old is None or old.key not in self.runs:
+                old = self._new_run(key, now, max_queue, flush_secs)
+                del self.runs[key]
+                old.key = (*key, "retired", old.run_id)
+                self.runs[old.key] = old
+                self.runs[key] = run
+                self._actions.append(OpenFile(old.run_id, log_dir, suffix))
+                self._add(old, c, start, now, header)
+                run.predecessor = old
+            run = old
         if run is not None and run.idle_since is not None:
             if run.closed_by == c.cid:
                 # The same process re-opens what it closed: a new file, as torch.
-                self._end_run(run)
+                self._end_run(run, now)
                 run = None
             else:
                 run.idle_since = run.closed_by = None
         if run is None:
-            self._run_ids += 1
-            run = Run(self._run_ids, log_dir, suffix, now, max_queue=max_queue)
-            run.latency = min(self.max_latency, max(0.0, float(flush_secs)))
-            self.runs[key] = run
+            run = self._new_run(key, now, max_queue, flush_secs)
             self._actions.append(OpenFile(run.run_id, log_dir, suffix))
             self._add(run, c, start, now, header)
         else:
@@ -577,13 +628,75 @@ class Core:
         c.control.append((start, rec))
         run.writers.discard((c.cid, wid))
         if not run.writers:
+            if run.key != (run.log_dir, run.suffix):  # retired by a resume: nobody joins it
+                self._end_run(run, now)
+                return
+            # Written now (unless its file waits for a purge), closed after the linger.
             self._actions.extend(self._write(run, now))
             run.idle_since = now
             run.closed_by = c.cid
 
-    def _end_run(self, run: Run) -> None:
+    def _new_run(self, key: tuple[str, str], now: float, max_queue: int, flush_secs: float) -> Run:
+        self._run_ids += 1
+        run = Run(self._run_ids, key[0], key[1], now, max_queue=max_queue, key=key)
+        run.latency = min(self.max_latency, max(0.0, float(flush_secs)))
+        self.runs[key] = run
+        return run
+
+    def _resume(
+        self,
+        old: Run | None,
+        key: tuple[str, str],
+        c: Client,
+        start: int,
+        now: float,
+        max_queue: int,
+        flush_secs: float,
+        header: bytes,
+    ) -> Run:
+        """A trainer resumes with purge_step: a new life in a new file, opened
+        once the earlier life's writers are gone (their rings drained) and its
+        files are purged of the steps the new life logs again."""
+        if old is not None:
+            del self.runs[key]
+            old.key = (*key, "retired", old.run_id)
+            self.runs[old.key] = old
+            if not old.writers:
+                self._end_run(old, now)
+        run = self._new_run(key, now, max_queue, flush_secs)
+        run.purge_pending = True
+        run.predecessor = old
+        run.purge_deadline = now + PURGE_WAIT
+        run.resumer_start = c.start
+        self.scan_requested = True
+        self._add(run, c, start, now, header)
+        return run
+
+    def _start_resumed(self, run: Run, now: float) -> None:
+        old = run.predecessor
+        if old is not None and old.key in self.runs:
+            # Its writers outlived the wait (a live process): they go on in the new life.
+            for cid, wid in old.writers:
+                oc = self.clients.get(cid)
+                if oc is not None:
+                    oc.writers[wid] = run
+                run.writers.add((cid, wid))
+            old.writers.clear()
+            self._end_run(old, now)
+        assert run.purge_step is not None
+        self._actions.append(PurgeFiles(run.log_dir, run.purge_step))
+        self._actions.append(OpenFile(run.run_id, run.log_dir, run.suffix))
+        run.purge_pending = False
+        run.predecessor = None
+
+    def _end_run(self, run: Run, now: float) -> None:
+        """Write what it holds and close its file (a run whose file waits for a
+        purge is started first: its records must not be lost)."""
+        if run.purge_pending:
+            self._start_resumed(run, now)
+        self._actions.extend(self._write(run, now))
         self._actions.append(CloseFile(run.run_id))
-        del self.runs[(run.log_dir, run.suffix)]
+        del self.runs[run.key]
 
     def _add(self, run: Run, c: Client, start: int, now: float, data: bytes) -> None:
         if not run.pending:
@@ -595,7 +708,7 @@ class Core:
             run.clients.add(c.cid)
 
     def _write(self, run: Run, now: float) -> list[Action]:
-        if not run.pending:
+        if not run.pending or run.purge_pending:  # no file yet: it waits for the purge
             return []
         data = b"".join(run.pending)
         n = len(run.pending)

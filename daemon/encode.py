@@ -207,3 +207,13 @@ def _framed(encoder: Callable[[list[Any]], bytes]) -> Callable[[list[Any]], byte
 RECORD_ENCODERS: dict[int, Callable[[list[Any]], bytes]] = {
     kind: _framed(fn) for kind, fn in ENCODERS.items()
 }
+
+
+def survives_purge(event: bytes, step: int) -> bool:
+    """Whether a serialized Event stays when a resumed trainer purges from ``step``.
+
+    As TensorBoard's purge: events at or after the step go, except the
+    file-version record every file starts with.
+    """
+    ev = event_pb2.Event.FromString(event)
+    return bool(ev.step < step or ev.HasField("file_version") and ev.step == 0)

@@ -34,9 +34,20 @@ from summaryd import __version__, wire
 from summaryd.paths import Locations, ensure_runtime_dir, process_alive
 from summaryd.ring import NOTICE_BELL, Ring, RingBusyError, RingCorruptError, open_ring
 
-from . import notify
-from .core import Ack, Action, Append, CloseFile, Core, Notice, OpenFile, RemoveRing, SetTail
-from .files import EventFile
+from . import encode, notify
+from .core import (
+    Ack,
+    Action,
+    Append,
+    CloseFile,
+    Core,
+    Notice,
+    OpenFile,
+    PurgeFiles,
+    RemoveRing,
+    SetTail,
+)
+from .files import EventFile, purge_file
 
 log = logging.getLogger("summaryd")
 
@@ -198,6 +209,13 @@ class Daemon:
             if self.sock in events:
                 self._receive(now)
             drained = self._drain(now)
+            if self.core.scan_requested:
+                # A trainer resumes: the earlier life's rings (a trainer killed
+                # before its hello arrived) must be adopted and drained first.
+                self.core.scan_requested = False
+                self._scan(now)
+                self._drain(now)
+                self._check_liveness(now)
             if now >= next_live:
                 next_live = now + LIVENESS_EVERY
                 self._check_liveness(now)
@@ -531,6 +549,26 @@ class Daemon:
         self.pending_opens.pop(act.run_id, None)
         self.core.write_succeeded(act)
 
+    def _purge(self, act: PurgeFiles) -> None:
+        """Remove the purged steps from the run's closed files (never from an open one)."""
+        open_paths = {f.path for f in self.files.values() if f is not None}
+        try:
+            names = sorted(n for n in os.listdir(act.log_dir) if "tfevents" in n)
+        except OSError as exc:
+            log.warning("purge of %s: %s", act.log_dir, exc)
+            return
+        for name in names:
+            path = os.path.join(act.log_dir, name)
+            if path in open_paths:
+                continue
+            try:
+                removed = purge_file(path, act.step, encode.survives_purge)
+            except OSError as exc:
+                log.error("purging %s failed: %s", path, exc)
+                continue
+            if removed:
+                log.info("purged %d event(s) at step >= %d from %s", removed, act.step, path)
+
     def _create(self, act: OpenFile) -> EventFile:
         self._file_n += 1
         return EventFile.create(
@@ -546,6 +584,8 @@ class Daemon:
 
     def _execute(self, actions: list[Action], now: float) -> None:
         for act in actions:
+            if log.isEnabledFor(logging.DEBUG) and not isinstance(act, (SetTail, Append)):
+                log.debug("action %r", act)
             if isinstance(act, Append):
                 self._append(act, now)
             elif isinstance(act, SetTail):
@@ -564,6 +604,8 @@ class Daemon:
                     self.files[act.run_id] = None
                     self.pending_opens[act.run_id] = act
                     log.error("cannot create an event file in %s: %s", act.log_dir, exc)
+            elif isinstance(act, PurgeFiles):
+                self._purge(act)
             elif isinstance(act, CloseFile):
                 self.pending_opens.pop(act.run_id, None)
                 f = self.files.pop(act.run_id, None)
