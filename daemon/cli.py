@@ -27,7 +27,7 @@ def _env_float(name: str) -> float | None:
     return float(v) if v else None
 
 
-def request(loc: Locations, message: dict[str, Any], timeout: float = 2.0) -> dict[str, Any]:
+def request(loc: Locations, message: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
     """Send one control message and wait for the reply.
 
     Raises:
