@@ -217,10 +217,16 @@ class Core:
     """Records in, file bytes and acknowledgements out; see the module docstring."""
 
     def __init__(
-        self, max_latency: float = DEFAULT_MAX_LATENCY, linger: float = DEFAULT_LINGER
+        self,
+        max_latency: float = DEFAULT_MAX_LATENCY,
+        linger: float = DEFAULT_LINGER,
+        alive: Callable[[int, int], bool] | None = None,
     ) -> None:
         self.max_latency = max_latency
         self.linger = linger
+        # Whether a client's process still runs (pid, start ticks): the loop passes
+        # paths.process_alive; None trusts ``gone`` alone.
+        self._alive = alive
         self.clients: dict[str, Client] = {}
         self.runs: dict[tuple[str, str], Run] = {}
         self._run_ids = 0
@@ -326,6 +332,11 @@ class Core:
             run.tags[tag] = c.cid
             return
         if tag in run.shared_tags:
+            return
+        if self._alive is not None and not self._alive(owner.pid, owner.start):
+            # The owner died and the loop has not noticed yet (DataLoader workers
+            # of the previous epoch): a successor, not a second writer.
+            run.tags[tag] = c.cid
             return
         run.shared_tags.add(tag)
         msg = (

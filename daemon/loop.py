@@ -88,7 +88,7 @@ class Daemon:
     ) -> None:
         self.loc = loc
         self.idle_exit = idle_exit
-        self.core = Core(max_latency=max_latency)
+        self.core = Core(max_latency=max_latency, alive=process_alive)
         self.lock_fd = lock_fd
         self.attached: dict[str, Attached] = {}
         self.by_identity: dict[bytes, str] = {}

@@ -45,6 +45,19 @@ from .paths import Locations, ensure_runtime_dir, locations, process_start_ticks
 from .ring import NOTICE_BELL, WAKE_BELL, Ring, create_ring
 from .spawn import daemon_running, ensure_daemon, spawning_allowed
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_stacklevel() -> int:
+    """The ``warnings.warn`` stacklevel of the first frame outside summaryd, so
+    a warning points at the caller's line (``skip_file_prefixes`` is 3.12+)."""
+    level = 1
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
 
 def _env_float(name: str, default: float) -> float:
     try:
@@ -178,7 +191,7 @@ class Client:
                 f"summaryd dropped {n} record(s) ({self._dropped} in total): {why}; "
                 f"is the daemon running? (`summaryd status`)",
                 RecordsDroppedWarning,
-                stacklevel=5,
+                stacklevel=_user_stacklevel(),
             )
 
     # -- control socket -------------------------------------------------------
@@ -217,7 +230,9 @@ class Client:
         if t == "ack":
             self._acked = max(self._acked, msg["tok"])
         elif t == "notice":
-            warnings.warn(f"summaryd daemon: {msg['msg']}", DaemonNoticeWarning, stacklevel=4)
+            warnings.warn(
+                f"summaryd daemon: {msg['msg']}", DaemonNoticeWarning, stacklevel=_user_stacklevel()
+            )
 
     def _recv_nowait(self) -> None:
         zmq = self._zmq

@@ -1057,3 +1057,16 @@ def test_resume_stops_waiting_for_a_live_earlier_writer() -> None:
     old.send(T0 + PURGE_WAIT, old.scalar(1, "a", 2.0, 8))  # it goes on, in the new file
     acts = core.tick(T0 + PURGE_WAIT + 2)
     assert [scalars(a.data) for a in of(acts, Append)] == [[("a", 2.0)]]
+
+
+def test_a_tag_of_a_process_that_died_unnoticed_passes_to_its_successor() -> None:
+    dead: set[int] = set()
+    core = Core(alive=lambda pid, start: pid not in dead)
+    a = Client(core, "a")
+    a.send(T0, a.open(), a.scalar(1, "x", 1.0, 1))
+    core.clients["a"].pid = 111
+    b = Client(core, "b")
+    core.clients["b"].pid = 222
+    dead.add(111)  # exited; the loop's liveness check has not run yet
+    b.send(T0, b.open(), b.scalar(1, "x", 2.0, 2))
+    assert of(core.tick(T0), Notice) == []
