@@ -73,3 +73,19 @@ def test_daemon_sigkill_under_load_loses_and_repeats_nothing(
                 continue
             data = f.read_bytes()
             assert whole_records_length(data) == len(data)
+
+
+def test_next_flush_starts_a_new_daemon_after_a_sigkill(daemon: DaemonEnv, tmp_path: Path) -> None:
+    w = SummaryWriter(tmp_path / "run")
+    for i in range(1000):
+        w.add_scalar("x", float(i), i)
+    w.flush()
+    old = daemon.pid
+    daemon.stop(signal.SIGKILL)
+    for i in range(1000, 2000):
+        w.add_scalar("x", float(i), i)  # no daemon: the ring keeps them
+    w.flush()  # notices the daemon is gone, starts one, waits for its ack
+    new = daemon.pid
+    assert new is not None and new != old
+    w.close()
+    assert points(tmp_path / "run") == Counter({("x", i): 1 for i in range(2000)})
