@@ -45,7 +45,7 @@ class EventFile:
     def __init__(self, path: str) -> None:
         self.path = path
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
-        self.fd = os.open(path, flags, 0o644)
+        self.fd: int | None = os.open(path, flags, 0o644)
         self.bytes = 0  # our file alone: its size is what we wrote
 
     @classmethod
@@ -64,6 +64,8 @@ class EventFile:
     def append(self, data: bytes) -> None:
         """Write whole records, or nothing: a failed write (disk full, file
         size limit) is cut back off, so the file never ends in a partial record."""
+        if self.fd is None:  # suspended: reopen our own file
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW)
         view = memoryview(data)
         try:
             while view:
@@ -77,14 +79,24 @@ class EventFile:
             raise
         self.bytes += len(data)
 
+    def suspend(self) -> None:
+        """Close the descriptor (the daemon keeps few open); ``append`` reopens it."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
     def sync(self) -> None:
-        os.fsync(self.fd)
+        if self.fd is not None:
+            os.fsync(self.fd)
 
     def close(self) -> None:
+        if self.fd is None:
+            return
         try:
             os.fsync(self.fd)
         finally:
             os.close(self.fd)
+            self.fd = None
 
 
 def purge_file(path: str, step: int, keep: Callable[[bytes, int], bool]) -> int:

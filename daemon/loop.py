@@ -20,6 +20,7 @@ import fcntl
 import logging
 import os
 import re
+import resource
 import signal
 import socket as pysocket
 import struct
@@ -57,8 +58,19 @@ SCAN_EVERY = 2.0  # seconds between scans of the shm directory for orphaned ring
 DRAIN_BUDGET = 1 << 20  # bytes per ring per cycle: control messages wait at most ~0.1 s
 SHUTDOWN_LIMIT = 30.0  # seconds a graceful shutdown may take
 RATE_WINDOW = 5.0  # seconds over which `status` reports records/s
+RECEIVE_BUDGET = 256  # control messages per cycle, so a flood of them cannot starve the rings
+MAX_ARGV = 32  # argv items kept per client (status shows them) ...
+MAX_ARG_CHARS = 256  # ... and characters per item
 _SID = re.compile(r"[0-9a-f]{16}")  # a client's session id: 8 random bytes in hex
 STATE_VERSION = 1
+
+
+def _argv(argv: list[Any]) -> list[str]:
+    """What a client's hello says its argv is, bounded (status shows it to everyone);
+    never ``str()`` of an arbitrary value (a deeply nested one raises RecursionError)."""
+    return [
+        (x if isinstance(x, str) else type(x).__name__)[:MAX_ARG_CHARS] for x in argv[:MAX_ARGV]
+    ]
 
 
 class AlreadyRunning(Exception):
@@ -94,6 +106,8 @@ class Daemon:
         self.by_identity: dict[bytes, str] = {}
         self.files: dict[int, EventFile | None] = {}
         self.pending_opens: dict[int, OpenFile] = {}
+        # Runs whose event file has an open descriptor, least recently written first.
+        self._open_fds: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._state_fd: int | None = None
         self._dirty = False
         self._saved: dict[str, Any] = {}
@@ -136,6 +150,9 @@ class Daemon:
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        # A larger message is refused by libzmq (the peer is disconnected) before it
+        # is buffered: wire.unpack would refuse it anyway, after holding it twice.
+        self.sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_MESSAGE_BYTES)
         try:
             os.unlink(self.loc.socket_path)  # stale: we hold the lock, so no daemon owns it
         except FileNotFoundError:
@@ -238,8 +255,11 @@ class Daemon:
                 timeout = ACTIVE_POLL
                 continue
             for a in self.attached.values():
-                a.ring.set_bell()
-            if any(a.ring.head != a.ring.read_pos for a in self.attached.values() if not a.broken):
+                if self._usable(a):
+                    a.ring.set_bell()
+            if any(
+                a.ring.head != a.ring.read_pos for a in self.attached.values() if self._usable(a)
+            ):
                 timeout = 0.0
                 continue
             deadlines = [next_scan]
@@ -278,7 +298,9 @@ class Daemon:
     # -- control messages ----------------------------------------------------
 
     def _receive(self, now: float) -> None:
-        while True:
+        # At most RECEIVE_BUDGET per cycle: the poll is level-triggered, so the
+        # rest are read next cycle, after the rings are drained and acks sent.
+        for _ in range(RECEIVE_BUDGET):
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -338,6 +360,16 @@ class Daemon:
         if not _SID.fullmatch(sid) or not 0 < msg["pid"] < 1 << 32:
             self._reply(identity, {"t": "notice", "level": "error", "msg": "malformed hello"})
             return
+        known = self.attached.get(sid)
+        if known is not None and (
+            msg["pid"] != known.ring.pid or msg["ring"] != os.path.basename(known.path)
+        ):
+            # Another process naming a session it does not own: never rebind it.
+            self._reply(
+                identity,
+                {"t": "notice", "level": "error", "msg": f"session {sid} belongs to another ring"},
+            )
+            return
         if sid not in self.attached:
             name = self.loc.ring_name(msg["pid"], sid)
             if msg["ring"] != name or not self._attach(name, now, argv=msg["argv"]):
@@ -351,9 +383,9 @@ class Daemon:
                 )
                 return
         a = self.attached[sid]
-        self.core.hello(
-            sid, msg["pid"], msg["start"], msg["ring"], now, argv=[str(x) for x in msg["argv"]]
-        )
+        self.core.hello(sid, msg["pid"], msg["start"], msg["ring"], now, argv=_argv(msg["argv"]))
+        if a.identity is not None and a.identity != identity:
+            self.by_identity.pop(a.identity, None)
         a.identity = identity
         self.by_identity[identity] = sid
         self._reply(identity, {"t": "welcome", "v": wire.PROTOCOL_VERSION, "pid": self.pid})
@@ -375,6 +407,11 @@ class Daemon:
                 log.warning("not adopting ring %s: %s", path, exc)
             return False
         sid = ring.session.rstrip(b"\0").decode("ascii", "replace")
+        if sid in self.attached:
+            log.warning("not adopting ring %s: session %s is another ring's", path, sid)
+            self._rejected.add(name)
+            ring.close()
+            return False
         if self.loc.ring_name(ring.pid, sid) != name:
             log.warning("not adopting ring %s: header names pid %d session %s", path, ring.pid, sid)
             self._rejected.add(name)
@@ -397,7 +434,7 @@ class Daemon:
             name,
             now,
             tail=tail,
-            argv=[str(x) for x in (argv or [])],
+            argv=_argv(argv or []),
         )
         if saved is not None:
             self.core.restore(sid, saved, now)
@@ -421,7 +458,7 @@ class Daemon:
     def _drain(self, now: float) -> bool:
         any_records = False
         for a in list(self.attached.values()):
-            if a.broken:
+            if not self._usable(a):
                 continue
             try:
                 starts, payloads = a.ring.read_batch(DRAIN_BUDGET)
@@ -437,10 +474,32 @@ class Daemon:
                     self.core.pressure(a.cid)
         return any_records
 
+    def _usable(self, a: Attached) -> bool:
+        """Whether the loop may touch ``a``'s mapping.  A ring its producer
+        truncated is broken for good: touching the mapping would be SIGBUS.
+        (Checked just before each touch; a truncation racing the touch itself
+        still kills the daemon: only a sealed memfd would rule that out.)"""
+        if a.broken:
+            return False
+        if a.ring.intact():
+            return True
+        a.broken = True
+        log.warning("client %s (pid %d): ring truncated; ignoring it", a.cid, a.ring.pid)
+        self._notify(
+            a.cid, {"t": "notice", "level": "error", "msg": "ring truncated, no longer read"}
+        )
+        return False
+
     def _check_liveness(self, now: float) -> None:
         for cid, a in list(self.attached.items()):
             c = self.core.clients.get(cid)
-            if c is None or c.gone or process_alive(a.ring.pid, a.ring.start_ticks):
+            if c is None or c.gone:
+                continue
+            try:
+                if process_alive(a.ring.pid, a.ring.start_ticks):
+                    continue
+            except OSError as exc:  # e.g. EMFILE: unknown is not dead
+                log.warning("cannot check pid %d: %s", a.ring.pid, exc)
                 continue
             self._finish(cid, now)
 
@@ -448,7 +507,7 @@ class Daemon:
         """The client is dead or said bye: drain its ring to the end, then close it."""
         a = self.attached.get(cid)
         if a is not None:
-            while not a.broken:
+            while self._usable(a):
                 try:
                     starts, payloads = a.ring.read_batch(DRAIN_BUDGET)
                 except RingCorruptError as exc:
@@ -531,6 +590,8 @@ class Daemon:
                 # The file could not be created earlier (unwritable directory,
                 # disk full): try again now.
                 f = self.files[act.run_id] = self._create(self.pending_opens[act.run_id])
+            elif f.fd is None:
+                self._make_room()
             self._save_state(
                 {
                     "path": f.path,
@@ -540,6 +601,8 @@ class Daemon:
                 }
             )
             f.append(act.data)
+            self._open_fds[act.run_id] = None
+            self._open_fds.move_to_end(act.run_id)
         except OSError as exc:
             self.file_errors += 1
             where = f.path if f is not None else self.pending_opens[act.run_id].log_dir
@@ -571,15 +634,28 @@ class Daemon:
 
     def _create(self, act: OpenFile) -> EventFile:
         self._file_n += 1
-        return EventFile.create(
+        self._make_room()
+        f = EventFile.create(
             act.log_dir, time.time(), self.host, self.pid, self._file_n, act.suffix
         )
+        self._open_fds[act.run_id] = None
+        return f
+
+    def _make_room(self) -> None:
+        """Keep event-file descriptors to a quarter of the fd limit: a client that
+        leaks writers must not take the descriptors every other client needs."""
+        limit = max(8, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
+        while len(self._open_fds) >= limit:
+            rid, _ = self._open_fds.popitem(last=False)
+            f = self.files.get(rid)
+            if f is not None:
+                f.suspend()
 
     def _notify(self, cid: str, msg: dict[str, Any]) -> None:
         a = self.attached.get(cid)
         if a is not None and a.identity is not None:
             self._reply(a.identity, msg)
-            if msg["t"] == "notice":
+            if msg["t"] == "notice" and self._usable(a):
                 a.ring.set_bell(NOTICE_BELL)  # the client's next call picks it up
 
     def _execute(self, actions: list[Action], now: float) -> None:
@@ -590,7 +666,7 @@ class Daemon:
                 self._append(act, now)
             elif isinstance(act, SetTail):
                 a = self.attached.get(act.cid)
-                if a is not None:
+                if a is not None and self._usable(a):
                     a.ring.set_tail(act.pos)
             elif isinstance(act, Ack):
                 self._notify(act.cid, {"t": "ack", "tok": act.tok})
@@ -608,6 +684,7 @@ class Daemon:
                 self._purge(act)
             elif isinstance(act, CloseFile):
                 self.pending_opens.pop(act.run_id, None)
+                self._open_fds.pop(act.run_id, None)
                 f = self.files.pop(act.run_id, None)
                 if f is not None:
                     try:
@@ -632,9 +709,11 @@ class Daemon:
         for c in st["clients"]:
             a = self.attached.get(c["sid"])
             if a is not None:
+                # Header words the client writes: bounded, so the reply always packs.
                 c["ring_capacity"] = a.ring.capacity
-                c["ring_fill"] = a.ring.fill()
-                c["dropped"] = a.ring.dropped
+                ok = self._usable(a)
+                c["ring_fill"] = max(0, min(a.ring.capacity, a.ring.fill())) if ok else 0
+                c["dropped"] = min(a.ring.dropped, 1 << 48) if ok else 0
                 c["broken"] = a.broken
         for r in st["runs"]:
             f = self.files.get(r["run_id"])

@@ -67,6 +67,7 @@ def _env_float(name: str, default: float) -> float:
 
 
 DEFAULT_RING_BYTES = 16 << 20
+_NOTICE_TRIES = 400  # calls (5 ms each at most) that look for a notice announced by the bell
 # Each bound keeps a call from hanging the trainer when the daemon is gone.
 FULL_WAIT = "SUMMARYD_FULL_WAIT"  # seconds put() waits for ring space (default 1)
 FLUSH_TIMEOUT = "SUMMARYD_FLUSH_TIMEOUT"  # seconds flush()/close() wait (default 10)
@@ -115,6 +116,7 @@ class Client:
         self._gave_up_at_tail: int | None = None
         self.flushes_timed_out = 0
         self._full_wait = _env_float(FULL_WAIT, 1.0)
+        self._notice_tries = 0
         self._zmq = zmq
         self.ctx = zmq.Context(io_threads=1)
         self.sock = self.ctx.socket(zmq.DEALER)
@@ -203,7 +205,8 @@ class Client:
             "start": self.start_ticks,
             "sid": self.session,
             "ring": self.ring_name,
-            "argv": [str(a) for a in sys.argv[:32]],
+            # Bounded: the daemon refuses strings over 64 KiB and messages over 1 MiB.
+            "argv": [str(a)[:256] for a in sys.argv[:32]],
         }
 
     def _send(self, message: dict[str, Any]) -> bool:
@@ -220,7 +223,15 @@ class Client:
                 if bell & WAKE_BELL:
                     self._send({"t": "bell"})
                 if bell & NOTICE_BELL:
-                    self.sock.poll(20)  # the notice was sent just before the bell word
+                    # The notice was sent just before the bell word; on a busy
+                    # machine it may arrive later: look again on the next calls.
+                    if self.sock.poll(5):
+                        self._notice_tries = 0
+                    elif self._notice_tries < _NOTICE_TRIES:
+                        self._notice_tries += 1
+                        self.ring.set_bell(NOTICE_BELL)
+                    else:
+                        self._notice_tries = 0
                 self._recv_nowait()
             finally:
                 self.sock_lock.release()
@@ -356,8 +367,10 @@ def shutdown_client(timeout: float | None = None) -> None:
         c, _client = _client, None
     if c is None or c.pid != os.getpid():
         return
-    c.flush(timeout)
-    c.close()
+    try:
+        c.flush(timeout)
+    finally:
+        c.close()
 
 
 def _at_exit() -> None:

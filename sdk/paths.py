@@ -105,6 +105,11 @@ def ensure_runtime_dir(path: str) -> None:
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass
+    except FileNotFoundError:
+        raise RuntimeDirError(
+            f"the parent of runtime directory {path!r} does not exist (a stale "
+            f"XDG_RUNTIME_DIR?); set SUMMARYD_RUNTIME_DIR to a directory of yours"
+        ) from None
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
         raise RuntimeDirError(f"runtime directory {path!r} is a symlink; refusing to use it")

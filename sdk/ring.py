@@ -106,6 +106,16 @@ class Ring:
     def dropped(self) -> int:
         return int(self._q[_DROPPED])
 
+    def intact(self) -> bool:
+        """False once the file is shorter than the mapping (truncated by its
+        producer): touching the mapping then would be SIGBUS.  Consumer side."""
+        if self._lock_fd is None:
+            return True
+        try:
+            return os.fstat(self._lock_fd).st_size >= HEADER_SIZE + self.capacity
+        except OSError:
+            return False
+
     def fill(self) -> int:
         """Bytes committed but not yet consumed (head - tail)."""
         return int(self._q[_HEAD] - self._q[_TAIL])

@@ -155,8 +155,12 @@ class Peer:
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr = b""
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
+        self.readers = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._read_err, daemon=True),
+        ]
+        for t in self.readers:
+            t.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -200,6 +204,8 @@ class Peer:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(10)
+        for t in self.readers:  # they end at EOF; closing their pipes under them would raise
+            t.join(10)
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if f is not None:
                 with contextlib.suppress(BrokenPipeError):
@@ -362,22 +368,29 @@ def test_ring_with_mode_0644_is_refused(daemon: DaemonEnv, tmp_path: Path) -> No
 
 
 def test_hello_with_nul_in_session_is_refused(daemon: DaemonEnv, tmp_path: Path) -> None:
-    """BUG: ``open_ring`` raises ValueError (embedded null byte), which ``_attach``
-    does not catch: one hello kills the daemon."""
+    """Was a crash (found at 4bb94ed, fixed since by the session-id check in
+    ``_hello``): ``open_ring`` raised ValueError (embedded null byte), which
+    ``_attach`` did not catch, so one hello killed the daemon."""
     _, bad = scenario(daemon, tmp_path, "nul_session")
     assert bad["reply"] is not None and bad["reply"]["t"] == "notice"
 
 
 def test_hello_with_deeply_nested_argv(daemon: DaemonEnv, tmp_path: Path) -> None:
     """BUG: ``str(x) for x in argv`` raises RecursionError for 1,000 nested lists
-    (msgpack accepts 1,023): one hello for a valid ring kills the daemon."""
+    (msgpack accepts 1,023) in ``_attach``, after the ring is in ``attached`` but
+    before the core knows the client.  Uncaught, that killed the daemon; caught
+    by ``_receive``'s blanket except, it leaves a half-attached ring whose first
+    drained record raises KeyError in ``Core.batch``, outside any except: the
+    daemon dies one cycle later."""
     _, bad = scenario(daemon, tmp_path, "deep_argv")
     assert bad["reply"] is not None
 
 
 def test_truncated_ring_does_not_kill_the_daemon(daemon: DaemonEnv, tmp_path: Path) -> None:
     """BUG: a client truncates its adopted ring; the daemon's next touch of the
-    mapping (bell, drain, status) is SIGBUS."""
+    mapping (bell word, drain, status) is SIGBUS.  The peer truncates while the
+    daemon sleeps: a truncation racing the very store cannot be survived by a
+    process that maps the file (only a sealed memfd would rule it out)."""
     _, bad = scenario(daemon, tmp_path, "truncate_ring")
     assert bad["acked"]
 
@@ -424,7 +437,7 @@ def test_flood_of_control_messages_does_not_starve_rings(
 
 
 def test_huge_message_costs_no_more_than_the_limit(daemon: DaemonEnv, tmp_path: Path) -> None:
-    """BUG: the ROUTER has no ZMQ_MAXMSGSIZE: a 256 MiB message is received whole
+    """BUG: the ROUTER has no ZMQ_MAXMSGSIZE: a 128 MiB message is received whole
     and copied (about twice its size in the daemon) before ``wire.unpack``
     refuses it for exceeding 1 MiB; a few GiB take the daemon out by OOM."""
     assert daemon.proc is not None
@@ -435,7 +448,7 @@ def test_huge_message_costs_no_more_than_the_limit(daemon: DaemonEnv, tmp_path: 
         return int(line.split()[1])
 
     before = peak_kib()
-    scenario(daemon, tmp_path, "huge_message", n=500, HOSTILE_BYTES=str(256 << 20))
+    scenario(daemon, tmp_path, "huge_message", n=500, HOSTILE_BYTES=str(128 << 20))
     grew_mib = (peak_kib() - before) / 1024
     assert grew_mib < 64, f"the daemon's peak memory grew by {grew_mib:.0f} MiB"
 
@@ -544,25 +557,62 @@ def other_pids() -> st.SearchStrategy[int]:
 
 def fuzz_messages(loc: Locations) -> st.SearchStrategy[dict[str, Any]]:
     """Messages of every type the daemon reads but ``stop`` (which stops it, by
-    design), each field of the right type with hostile values, of a wrong type,
+    design).  Mostly well-typed, so they get past ``wire.unpack`` to the handlers:
+    every field of the right type with hostile values (hello's version mostly
+    right; pids of other processes; sessions that are hex, traversing, NUL-bearing;
+    positions and tokens negative or huge), and at most one field of a wrong type
     or missing; hello's ring is often the name the daemon derives from pid and sid."""
-    wrong = st.one_of(
-        LEAF, st.lists(LEAF, max_size=3), st.dictionaries(st.text(max_size=3), LEAF, max_size=3)
-    )
-    right = {int: st.one_of(I64, other_pids()), str: TEXT, list: st.lists(MSGPACK, max_size=6)}
     missing = object()
+    wrong = st.one_of(
+        LEAF,
+        st.lists(LEAF, max_size=3),
+        st.dictionaries(st.text(max_size=3), LEAF, max_size=3),
+        st.just(missing),
+    )
+    ints = st.one_of(I64, other_pids(), st.integers(-(2**31), 2**31))
+    v = wire.PROTOCOL_VERSION
+    sids = [
+        "a\0b",
+        "\0" * 16,
+        "0123456789abcde\0",
+        "../../../../tmp/x",
+        "x/../../y",
+        "/etc/passwd",
+        "",
+        ".",
+        "0" * 300,
+    ]
+    right: dict[str, st.SearchStrategy[Any]] = {
+        "v": st.sampled_from([v, v, v, v, v, v, 0, v + 1, -1, 2**64 - 1]),
+        "pid": st.one_of(other_pids(), st.integers(1, 2**22), I64),
+        "sid": st.one_of(
+            st.sampled_from(sids),
+            st.sampled_from(sids),
+            st.binary(min_size=8, max_size=8).map(bytes.hex),
+            TEXT,
+        ),
+        "argv": st.lists(MSGPACK, max_size=6),
+        "level": st.sampled_from(["warning", "error", ""]),
+    }
+    kinds = sorted(set(wire.MESSAGES) - {"stop"})
 
     @st.composite
     def build(draw: st.DrawFn) -> dict[str, Any]:
-        t = draw(st.sampled_from(sorted(set(wire.MESSAGES) - {"stop"}) + ["x", ""]))
+        t = draw(st.sampled_from(["hello", "hello", "flush", "bye", *kinds, "x", ""]))
+        fields = wire.MESSAGES.get(t, {})
+        broken = draw(st.sampled_from([None] * max(3, len(fields)) + list(fields)))
         msg: dict[str, Any] = {"t": t}
-        for name, typ in wire.MESSAGES.get(t, {}).items():
-            value = draw(st.one_of(right[typ], right[typ], right[typ], wrong, st.just(missing)))
+        for name, typ in fields.items():
+            if name == broken:
+                value = draw(wrong)
+            elif name in right:
+                value = draw(right[name])
+            else:
+                value = draw({int: ints, str: TEXT, list: st.lists(MSGPACK, max_size=6)}[typ])
             if value is not missing:
                 msg[name] = value
-        if t == "hello" and draw(st.booleans()):
-            pid, sid = msg.get("pid", 0), msg.get("sid", "")
-            msg["ring"] = loc.ring_name(pid, sid)
+        if t == "hello" and broken != "ring" and draw(st.sampled_from([True, True, False])):
+            msg["ring"] = loc.ring_name(msg.get("pid", 0), msg.get("sid", ""))
         msg.update(draw(st.dictionaries(st.text(max_size=5), LEAF, max_size=2)))
         return msg
 
@@ -923,31 +973,41 @@ NOBODY = 65534
 # mechanism, DEALER) to send a status request.  Prints what happened.
 NOBODY_CODE = r"""
 import socket, struct, sys
-path = sys.argv[1]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(2)
 try:
-    s.connect(path)
+    s.connect(sys.argv[1])
 except OSError as exc:
-    print("connect-refused", exc.__class__.__name__, exc.errno); sys.exit(0)
+    print("connect-refused", exc.__class__.__name__, exc.errno)
+    sys.exit(0)
+
+def recv(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise EOFError
+        b += c
+    return b
+
+def frame():
+    flags = recv(1)[0]
+    return recv(struct.unpack(">Q", recv(8))[0] if flags & 2 else recv(1)[0])
+
 try:
-    s.sendall(b"\xff" + b"\0" * 8 + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\0") + b"\0" * 32)
-    props = b"\x0bSocket-Type" + struct.pack(">I", 6) + b"DEALER"
-    body = b"\x05READY" + props
+    s.sendall(b"\xff" + b"\0" * 8 + b"\x7f")  # greeting: signature, then the rest
+    recv(10)
+    s.sendall(b"\x03\x00" + b"NULL".ljust(20, b"\0") + b"\0" * 32)
+    recv(54)
+    body = b"\x05READY\x0bSocket-Type" + struct.pack(">I", 6) + b"DEALER"
     s.sendall(bytes([0x04, len(body)]) + body)
-    msg = b"\x81\xa1t\xa6status"
+    frame()  # the daemon's READY
+    msg = b"\x81\xa1t\xa6status"  # msgpack {"t": "status"}
     s.sendall(bytes([0x00, len(msg)]) + msg)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-        if b"status" in data[64:] and b"daemon" in data:
-            print("answered"); sys.exit(0)
-except OSError as exc:
-    print("no-answer", exc.__class__.__name__); sys.exit(0)
-print("no-answer eof")
+    reply = frame()
+    print("answered" if b"status" in reply else "other-reply")
+except (OSError, EOFError) as exc:
+    print("no-answer", exc.__class__.__name__)
 """
 
 
@@ -965,7 +1025,8 @@ def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("setpriv") is None or not os.path.exists("/usr/bin/python3"),
-    reason="needs root (to run a process as uid 65534 and chown to it), setpriv and /usr/bin/python3",
+    reason="needs root (to run a process as uid 65534 and chown files to it), setpriv, "
+    "and /usr/bin/python3 (root's own interpreter may not be readable by another uid)",
 )
 
 

@@ -378,7 +378,7 @@ def huge_message() -> None:
     s.setsockopt(zmq.SNDHWM, 1)
     size = int(os.environ.get("HOSTILE_BYTES", str(64 << 20)))
     s.send(b"\x81" + b"\x00" * (size - 1))
-    report["reply"] = wait_for(s, {"notice"}, 5.0)
+    report["reply"] = wait_for(s, {"notice"}, 2.0)  # none if the daemon refuses to read it
     ready()
     wait_stdin_closed()
 

@@ -105,6 +105,17 @@ def test_refuses_a_path_too_long_for_a_socket_and_creates_nothing(tmp_path: Path
     assert not too_long.exists()
 
 
+def test_refuses_a_directory_whose_parent_is_missing_with_advice(tmp_path: Path) -> None:
+    """BUG: $XDG_RUNTIME_DIR inherited into a session where it does not exist
+    (``sudo -u``, some containers) makes ``os.mkdir`` raise FileNotFoundError,
+    outside the documented RuntimeDirError, and ``SummaryWriter()`` raises it
+    where torch's would work.  At least: a RuntimeDirError that says what to set."""
+    path = tmp_path / "missing" / "summaryd"
+    with pytest.raises(RuntimeDirError, match="SUMMARYD_RUNTIME_DIR"):
+        ensure_runtime_dir(str(path))
+    assert not path.parent.exists()
+
+
 def test_runtime_dir_error_is_a_permission_error(tmp_path: Path) -> None:
     path = tmp_path / "rt"
     path.write_text("")
