@@ -129,10 +129,16 @@ def isolated_env(base: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemon
     try:
         yield d
     finally:
-        client.shutdown_client(5.0)
-        d.stop()
-        for name in d.rings():
-            os.unlink(os.path.join("/dev/shm", name))
+        # Each step runs even if an earlier one raises (e.g. a warning turned
+        # into an error by the final flush): no daemon or ring may outlive a test.
+        try:
+            client.shutdown_client(5.0)
+        finally:
+            try:
+                d.stop()
+            finally:
+                for name in d.rings():
+                    os.unlink(os.path.join("/dev/shm", name))
 
 
 @pytest.fixture
