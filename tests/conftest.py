@@ -156,6 +156,46 @@ def daemon(daemon_env: DaemonEnv) -> DaemonEnv:
     return daemon_env
 
 
+PEERS = REPO / "tests" / "peers"
+
+
+def log_together(envs: list[dict[str, str]], timeout: float = 200.0) -> None:
+    """Run ``tests/peers/log_scalars.py`` once per environment, released together.
+
+    Each peer builds its writer and says "ready"; once all have, every one
+    gets "go" (a barrier, not a sleep). Each must exit 0; none outlives the call.
+    """
+    peers: list[subprocess.Popen[str]] = []
+    try:
+        for env in envs:
+            peers.append(
+                subprocess.Popen(
+                    [sys.executable, str(PEERS / "log_scalars.py")],
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        for p in peers:
+            assert p.stdout is not None and p.stdout.readline() == "ready\n"
+        for p in peers:  # go: all at once
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.close()
+        for p in peers:
+            assert p.wait(timeout) == 0
+    finally:
+        for p in peers:
+            if p.poll() is None:
+                p.kill()
+        for p in peers:
+            p.wait()
+            for f in (p.stdin, p.stdout):
+                if f is not None and not f.closed:
+                    f.close()
+
+
 def read_events(path: Path) -> list[object]:
     """Every event in every event file under ``path`` (one dir), read by TensorBoard."""
     from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader

@@ -28,7 +28,7 @@ import pytest
 
 from summaryd import SummaryWriter
 
-from ..conftest import DaemonEnv, read_events
+from ..conftest import DaemonEnv, log_together, read_events
 
 pytestmark = pytest.mark.integration
 PEERS = Path(__file__).resolve().parent.parent / "peers"
@@ -271,31 +271,17 @@ def test_four_rank_gloo_job_into_one_log_dir(
 
 def test_sixty_four_processes_into_eight_log_dirs(daemon: DaemonEnv, tmp_path: Path) -> None:
     procs, dirs, n = 64, 8, 10_000
-    peers: list[subprocess.Popen[str]] = []
-    with stopped_at_exit(peers):
-        for r in range(procs):
-            env = daemon.env | {
+    log_together(
+        [
+            daemon.env
+            | {
                 "PEER_LOG_DIR": str(tmp_path / f"run{r % dirs}"),
                 "PEER_N": str(n),
                 "PEER_TAG": f"proc{r}/loss",
             }
-            peers.append(
-                subprocess.Popen(
-                    [sys.executable, str(PEERS / "log_scalars.py")],
-                    env=env,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-            )
-        for p in peers:
-            assert p.stdout is not None and p.stdout.readline() == "ready\n"
-        for p in peers:  # go: all at once
-            assert p.stdin is not None
-            p.stdin.write("go\n")
-            p.stdin.close()
-        for p in peers:
-            assert p.wait(200) == 0
+            for r in range(procs)
+        ]
+    )
     # Each peer's close() returned only once its events were in the file.
     total = 0
     for k in range(dirs):

@@ -14,7 +14,7 @@ import pytest
 
 from summaryd import SummaryWriter
 
-from ..conftest import DaemonEnv, read_events, wait_for_daemon
+from ..conftest import DaemonEnv, log_together, read_events, wait_for_daemon
 
 pytestmark = pytest.mark.integration
 PEERS = Path(__file__).resolve().parent.parent / "peers"
@@ -72,32 +72,14 @@ def test_sigkill_with_no_daemon_then_daemon_adopts_ring(
 def test_sixteen_processes_into_one_log_dir(daemon: DaemonEnv, tmp_path: Path) -> None:
     log_dir = tmp_path / "run"
     n, procs = 10_000, 16
-    peers = []
-    for r in range(procs):
-        env = daemon.env | {
-            "PEER_LOG_DIR": str(log_dir),
-            "PEER_N": str(n),
-            "PEER_TAG": f"rank{r}/loss",
-        }
-        peers.append(
-            subprocess.Popen(
-                [sys.executable, str(PEERS / "log_scalars.py")],
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-        )
-    for p in peers:
-        assert p.stdout is not None and p.stdout.readline() == "ready\n"
-    for p in peers:  # go: all at once
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.close()
-    for p in peers:
-        assert p.wait(120) == 0
-        assert p.stdout is not None
-        p.stdout.close()
+    log_together(
+        [
+            daemon.env
+            | {"PEER_LOG_DIR": str(log_dir), "PEER_N": str(n), "PEER_TAG": f"rank{r}/loss"}
+            for r in range(procs)
+        ],
+        timeout=120,
+    )
     # Each peer's close() returned only once its events were in the file.
     points = scalar_points(log_dir)
     assert sum(points.values()) == n * procs
