@@ -46,6 +46,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from isolated_daemon import IsolatedDaemon  # beside this script
+
 HERE = Path(__file__).resolve()
 WRITERS = ("summaryd", "torch")
 FULL = {
@@ -244,73 +246,6 @@ def progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-class Daemon:
-    """One isolated ``summaryd serve --foreground``: own runtime dir, own ring prefix."""
-
-    def __init__(self, tmp: Path, prefix: str) -> None:
-        self.runtime = Path(tempfile.mkdtemp(prefix="sdd-rt-", dir="/tmp"))
-        self.prefix = prefix
-        self.stderr_path = tmp / "daemon.stderr"
-        self.env = dict(os.environ)
-        self.env.update(
-            SUMMARYD_RUNTIME_DIR=str(self.runtime),
-            SUMMARYD_RING_PREFIX=self.prefix,
-            SUMMARYD_IDLE_EXIT="",
-            SUMMARYD_NO_SPAWN="1",  # a client must never start an untracked daemon here
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        from summaryd.daemon.cli import request
-        from summaryd.errors import DaemonUnavailableError
-        from summaryd.paths import locations
-
-        with open(self.stderr_path, "ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "summaryd.daemon", "serve", "--foreground"],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        loc = locations(self.env)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                request(loc, {"t": "status"}, timeout=1.0)
-                return
-            except DaemonUnavailableError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"daemon exited with {self.proc.returncode}") from None
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
-    def stop(self) -> int | None:
-        """SIGTERM by PID: the daemon drains every ring, writes, closes and exits."""
-        if self.proc is None:
-            return None
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
-        finally:
-            self.proc = None
-
-    def rings(self) -> list[str]:
-        return [n for n in os.listdir("/dev/shm") if n.startswith(self.prefix + ".")]
-
-    def cleanup(self) -> None:
-        self.stop()
-        for name in self.rings():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join("/dev/shm", name))
-        shutil.rmtree(self.runtime, ignore_errors=True)
-
-
 class Zygote:
     """A fresh interpreter with torch and one writer imported; runs jobs in forked children."""
 
@@ -458,7 +393,7 @@ def row(
 # -- scenarios --------------------------------------------------------------------------
 
 
-def drain(writer: str, daemon: Daemon | None) -> None:
+def drain(writer: str, daemon: IsolatedDaemon | None) -> None:
     """summaryd: a graceful stop drains every ring (dead trainers' too); then a fresh start."""
     if writer == "summaryd" and daemon is not None:
         code = daemon.stop()
@@ -468,7 +403,7 @@ def drain(writer: str, daemon: Daemon | None) -> None:
 
 
 def scenario_kill_after(
-    cfg: dict[str, Any], z: Zygote, daemon: Daemon | None, tmp: Path
+    cfg: dict[str, Any], z: Zygote, daemon: IsolatedDaemon | None, tmp: Path
 ) -> list[dict[str, Any]]:
     runs = []
     for n in cfg["kill_ns"]:
@@ -497,7 +432,7 @@ def scenario_kill_after(
 
 
 def scenario_random_kill(
-    cfg: dict[str, Any], z: Zygote, daemon: Daemon | None, tmp: Path, seed: int
+    cfg: dict[str, Any], z: Zygote, daemon: IsolatedDaemon | None, tmp: Path, seed: int
 ) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     trials = []
@@ -548,7 +483,7 @@ def scenario_random_kill(
 
 
 def scenario_many(
-    cfg: dict[str, Any], z: Zygote, daemon: Daemon | None, tmp: Path
+    cfg: dict[str, Any], z: Zygote, daemon: IsolatedDaemon | None, tmp: Path
 ) -> list[dict[str, Any]]:
     procs, k = cfg["procs"], cfg["k"]
     log_dir = tmp / z.kind / "iii"
@@ -575,7 +510,7 @@ def scenario_many(
 
 
 def scenario_dataloader(
-    cfg: dict[str, Any], z: Zygote, daemon: Daemon | None, tmp: Path
+    cfg: dict[str, Any], z: Zygote, daemon: IsolatedDaemon | None, tmp: Path
 ) -> list[dict[str, Any]]:
     log_dir = tmp / z.kind / "iv"
     code, out = z.run(
@@ -710,7 +645,7 @@ def main() -> int:
         cfg["random_trials"] = a.trials
     t_all = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="sdbench-dur-"))
-    daemon = Daemon(tmp, "sdbdur-" + secrets.token_hex(4))
+    daemon = IsolatedDaemon(tmp, "sdbdur-" + secrets.token_hex(4))
     zygotes: dict[str, Zygote] = {}
     rows: list[dict[str, Any]] = []
     try:

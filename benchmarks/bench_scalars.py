@@ -30,7 +30,6 @@ import platform
 import resource
 import secrets
 import shutil
-import signal
 import statistics
 import struct
 import subprocess
@@ -39,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from isolated_daemon import IsolatedDaemon  # beside this script
 
 HERE = Path(__file__).resolve()
 WRITERS = ("summaryd", "torch", "tensorboardX")
@@ -229,115 +230,8 @@ def summaryd_env() -> dict[str, str]:
     return env
 
 
-class Daemon:
-    """One isolated ``summaryd serve --foreground``: own runtime dir, own ring prefix."""
-
-    def __init__(self, tmp: Path, prefix: str, tag: str) -> None:
-        self.runtime = Path(tempfile.mkdtemp(prefix="sdb-rt-", dir="/tmp"))
-        self.prefix = f"{prefix}-{tag}"
-        self.stderr_path = tmp / f"daemon-{tag}.stderr"
-        self.env = summaryd_env()
-        self.env.update(
-            SUMMARYD_RUNTIME_DIR=str(self.runtime),
-            SUMMARYD_RING_PREFIX=self.prefix,
-            SUMMARYD_IDLE_EXIT="",
-            SUMMARYD_NO_SPAWN="1",  # a client must never start an untracked daemon here
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> int:
-        from summaryd.daemon.cli import request
-        from summaryd.errors import DaemonUnavailableError
-        from summaryd.paths import locations
-
-        with open(self.stderr_path, "ab") as err:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "summaryd.daemon",
-                    "serve",
-                    "--foreground",
-                    "--log-level",
-                    "warning",
-                ],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        loc = locations(self.env)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                request(loc, {"t": "status"}, timeout=1.0)
-                return self.proc.pid
-            except DaemonUnavailableError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"daemon exited with {self.proc.returncode}: {self.stderr()}"
-                    ) from None
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
-    def stderr(self) -> str:
-        try:
-            return self.stderr_path.read_text()[-2000:]
-        except OSError:
-            return ""
-
-    def cpu_s(self) -> float:
-        import psutil
-
-        assert self.proc is not None
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return t.user + t.system
-
-    def stop(self) -> None:
-        pids = []
-        if self.proc is not None:
-            pids.append(self.proc.pid)
-        others = []
-        try:  # a daemon someone else started in our runtime dir (should not happen)
-            other = int((self.runtime / "daemon.pid").read_text())
-            if other not in pids and _is_our_daemon(other, self.runtime):
-                others.append(other)
-        except (OSError, ValueError):
-            pass
-        for pid in pids + others:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        if self.proc is not None:
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-        for pid in others:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and _is_our_daemon(pid, self.runtime):
-                time.sleep(0.05)
-            if _is_our_daemon(pid, self.runtime):
-                os.kill(pid, signal.SIGKILL)
-        for name in os.listdir("/dev/shm"):
-            if name.startswith(self.prefix + "."):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join("/dev/shm", name))
-        shutil.rmtree(self.runtime, ignore_errors=True)
-
-
-def _is_our_daemon(pid: int, runtime: Path) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            env = f.read().split(b"\0")
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-    except OSError:
-        return False
-    return f"SUMMARYD_RUNTIME_DIR={runtime}".encode() in env
+def Daemon(tmp: Path, prefix: str, tag: str) -> IsolatedDaemon:
+    return IsolatedDaemon(tmp, f"{prefix}-{tag}", env=summaryd_env(), name=f"daemon-{tag}")
 
 
 def _worker_cmd(mode: str, writer: str, log_dir: Path, **kw: Any) -> list[str]:
@@ -428,7 +322,7 @@ def bench_latency(cfg: dict[str, Any], tmp: Path, prefix: str) -> list[dict[str,
             res = _parse_result(r.stdout, f"latency {writer}")
         finally:
             if d is not None:
-                d.stop()
+                d.cleanup()
         res["on_disk"] = count_scalars_fast(log_dir)
         res["expected"] = cfg["n"] + cfg["warmup"]
         if res["on_disk"] != res["expected"]:
@@ -497,7 +391,7 @@ def run_throughput(writer: str, procs: int, k: int, tmp: Path, prefix: str) -> d
                 p.kill()
                 p.wait()
         if d is not None:
-            d.stop()
+            d.cleanup()
     t_end = max(r["t_end"] for r in results)
     elapsed = (t_end - t0) / 1e9
     files = event_files(log_dir)
