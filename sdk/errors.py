@@ -12,6 +12,8 @@ The tree::
     │   ├── ArgumentEncodingError       (also UnicodeEncodeError) text UTF-8 cannot encode
     │   ├── ScalarShapeError            (also ValueError, AssertionError) more than one element
     │   │                               where torch asserts "scalar should be 0D"
+    │   ├── ArgumentShapeError          (also ValueError, AssertionError) an array of the wrong
+    │   │                               shape or layout where torch asserts (dataformats, ...)
     │   └── UnsupportedValueError       (also NotImplementedError) an object torch's make_np
     │                                   refuses (neither number, array nor tensor)
     ├── DaemonUnavailableError          no daemon answered within the bound (CLI, explicit waits)
@@ -63,6 +65,10 @@ class ArgumentEncodingError(InvalidArgumentError, UnicodeEncodeError):
 
 class ScalarShapeError(InvalidArgumentError, ValueError, AssertionError):
     """A scalar argument holds more than one element (torch raises AssertionError)."""
+
+
+class ArgumentShapeError(InvalidArgumentError, ValueError, AssertionError):
+    """An array argument has the wrong shape, rank or layout (torch asserts on it)."""
 
 
 class UnsupportedValueError(InvalidArgumentError, NotImplementedError):

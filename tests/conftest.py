@@ -206,3 +206,12 @@ def read_events(path: Path) -> list[object]:
         for raw in RawEventFileLoader(str(f)).Load():
             out.append(event_pb2.Event.FromString(raw))
     return out
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/*.pbtxt from the encoders' current output",
+    )
