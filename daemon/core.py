@@ -68,6 +68,7 @@ import msgpack
 from summaryd import wire
 
 from . import encode
+from .arrays import decode_arrays
 from .tfrecord import frame
 
 WRITE_CHUNK = 1 << 20
@@ -138,7 +139,46 @@ class PurgeFiles:
     step: int
 
 
-Action = OpenFile | Append | CloseFile | SetTail | Ack | Notice | RemoveRing | PurgeFiles
+@dataclass(frozen=True)
+class RemoveBlobs:
+    """The client's blobs ``<ring>.b<n>`` whose records are now in their files."""
+
+    cid: str
+    blobs: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class WriteProjector:
+    """An add_embedding record: write its projector files under ``log_dir``."""
+
+    cid: str
+    log_dir: str
+    params: dict[str, Any]
+    arrays: list[Any]
+
+
+Action = (
+    OpenFile
+    | Append
+    | CloseFile
+    | SetTail
+    | Ack
+    | Notice
+    | RemoveRing
+    | PurgeFiles
+    | RemoveBlobs
+    | WriteProjector
+)
+
+
+def _encode_job(job: tuple[list[Any], bytes]) -> bytes | Exception:
+    """One array record's framed events, or the exception that refused it
+    (returned, not raised: jobs run in a pool and one bad record must not
+    take the others' results with it)."""
+    try:
+        return encode.array_record(*job)
+    except Exception as exc:
+        return exc
 
 
 # -- state ---------------------------------------------------------------------
@@ -211,6 +251,9 @@ class Client:
     # Restored ``written``: records before these positions are not written again.
     skip_below: dict[tuple[str, str], int] = field(default_factory=dict)
     replay_until: int = 0
+    # (start, n) of records whose data is in the blob ``<ring>.b<n>``: removed
+    # once the tail passes the record.
+    blobs: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Core:
@@ -221,8 +264,18 @@ class Core:
         max_latency: float = DEFAULT_MAX_LATENCY,
         linger: float = DEFAULT_LINGER,
         alive: Callable[[int, int], bool] | None = None,
+        read_blob: Callable[[str, int], bytes] | None = None,
+        map_jobs: Callable[..., Any] = map,
     ) -> None:
         self.max_latency = max_latency
+        # The loop's reader of a client's blob ``n`` (I/O stays at the edge).
+        self._read_blob = read_blob
+        # Array records are encoded in batches (``_resolve_jobs``) through
+        # ``map_jobs``: the loop passes a thread pool's map, so PNG, GIF and
+        # histogram work runs on every core; results keep their slots in the
+        # runs' buffers, so each client's records reach the file in order.
+        self._map_jobs = map_jobs
+        self._jobs: list[tuple[Run, int, Client, list[Any], bytes]] = []
         self.linger = linger
         # Whether a client's process still runs (pid, start ticks): the loop passes
         # paths.process_alive; None trusts ``gone`` alone.
@@ -241,6 +294,8 @@ class Core:
             wire.OPEN: self._open,
             wire.CLOSE: self._close,
         }
+        for kind in wire.ARRAY_KINDS:
+            self._handlers[kind] = self._array
 
     # -- inputs ------------------------------------------------------------
 
@@ -438,6 +493,7 @@ class Core:
         ``write_failed``, then asks ``settle`` for tails and acknowledgements,
         so no tail passes a record whose write failed.
         """
+        self._resolve_jobs()
         for run in list(self.runs.values()):
             if run.idle_since is not None and now - run.idle_since >= self.linger:
                 self._end_run(run, now)
@@ -478,6 +534,10 @@ class Core:
             if tail != c.tail:
                 c.tail = tail
                 actions.append(SetTail(cid, tail))
+                if c.blobs and c.blobs[0][0] < tail:
+                    done = tuple(n for pos, n in c.blobs if pos < tail)
+                    c.blobs = [(pos, n) for pos, n in c.blobs if pos >= tail]
+                    actions.append(RemoveBlobs(cid, done))
                 if c.control and c.control[0][0] < tail:
                     self._advance_at_tail(c, tail)
             if c.flushes:
@@ -631,6 +691,56 @@ class Core:
         c.writers[wid] = run
         c.control.append((start, rec))
 
+    def _array(self, c: Client, rec: list[Any], start: int, now: float) -> None:
+        """An array record: queue its encoding (``_resolve_jobs``) in its run's buffer."""
+        data = rec[-1]
+        if type(data) is int and len(rec) == wire.ARRAY_FIELDS:
+            if not 0 <= data < 1 << 63:
+                raise ValueError(f"blob number {data} out of range")
+            c.blobs.append((start, data))  # removed after the tail passes, whatever happens
+        encode.check_array_record(rec)
+        run = c.writers.get(rec[1])
+        if run is None:
+            raise ValueError(f"record for unknown writer {rec[1]!r}")
+        if start < c.replay_until and self._written_before(c, run, start):
+            return
+        if type(data) is int:
+            if self._read_blob is None:
+                raise ValueError("this daemon reads no blobs")
+            try:
+                data = self._read_blob(c.cid, data)
+            except OSError as exc:
+                raise ValueError(f"blob {rec[-1]} unreadable: {exc}") from None
+        elif type(data) is not bytes:
+            raise TypeError("array record data must be bytes or a blob number")
+        c.records += 1
+        self.records_total += 1
+        if rec[0] == wire.EMBEDDING:
+            # Files, not events: written by the loop before this tick's tails move.
+            arrays = decode_arrays(rec[6], data)
+            self._actions.append(WriteProjector(c.cid, run.log_dir, rec[5], arrays))
+            return
+        tag = rec[2]
+        if tag and run.tags.get(tag) != c.cid:
+            self._tag_owner(run, tag, c)
+        self._add(run, c, start, now, b"")  # a slot, filled by _resolve_jobs
+        self._jobs.append((run, len(run.pending) - 1, c, rec, data))
+
+    def _resolve_jobs(self) -> None:
+        """Encode the queued array records (in parallel) into their slots."""
+        if not self._jobs:
+            return
+        jobs, self._jobs = self._jobs, []
+        work = [(rec, data) for _, _, _, rec, data in jobs]
+        results = list(
+            self._map_jobs(_encode_job, work) if len(work) > 1 else map(_encode_job, work)
+        )
+        for (run, i, c, _, _), res in zip(jobs, results, strict=True):
+            if isinstance(res, Exception):
+                self._malformed(c, res)
+            else:
+                run.pending[i] = res
+
     def _close(self, c: Client, rec: list[Any], start: int, now: float) -> None:
         _, wid = rec
         run = c.writers.pop(wid, None)
@@ -719,6 +829,8 @@ class Core:
             run.clients.add(c.cid)
 
     def _write(self, run: Run, now: float) -> list[Action]:
+        if self._jobs:
+            self._resolve_jobs()
         if not run.pending or run.purge_pending:  # no file yet: it waits for the purge
             return []
         data = b"".join(run.pending)
@@ -747,6 +859,7 @@ class Core:
         """The loop could not write ``act`` (it wrote nothing of it): keep its
         records pending, hold the tails behind them, retry after WRITE_RETRY,
         and tell the run's clients once per distinct error."""
+        self._resolve_jobs()
         run = next((r for r in self.runs.values() if r.run_id == act.run_id), None)
         if run is None:  # closed meanwhile (shutdown): the records stay in the rings
             return

@@ -21,6 +21,8 @@ from typing import Any
 from summaryd import wire
 from summaryd.proto import event_pb2, plugin_text_pb2, summary_pb2, tensor_pb2
 
+from . import encode_graph, encode_image, encode_numeric, encode_plugins
+from .arrays import decode_arrays
 from .tfrecord import frame
 
 FILE_VERSION = "brain.Event:2"  # TensorBoard's event-file format version string
@@ -194,6 +196,65 @@ ENCODERS: dict[int, Callable[[list[Any]], bytes]] = {
     wire.SCALAR_T: scalar_tensor,
     wire.TEXT: text,
 }
+
+
+# Array record kind -> encoder (tag, params, arrays) -> Summaries and Events;
+# EMBEDDING writes files instead (``projector.py``, carried out by the loop).
+MEDIA_ENCODERS: dict[int, Callable[[str, dict[str, Any], list[Any]], list[Any]]] = {
+    wire.HISTOGRAM: encode_numeric.histogram,
+    wire.HISTOGRAM_RAW: encode_numeric.histogram_raw,
+    wire.IMAGE: encode_image.image,
+    wire.IMAGES: encode_image.images,
+    wire.IMAGE_BOXES: encode_image.image_with_boxes,
+    wire.VIDEO: encode_image.video,
+    wire.AUDIO: encode_plugins.audio,
+    wire.PR_CURVE: encode_numeric.pr_curve,
+    wire.PR_CURVE_RAW: encode_numeric.pr_curve_raw,
+    wire.CUSTOM_SCALARS: encode_plugins.custom_scalars,
+    wire.MESH: encode_plugins.mesh,
+    wire.HPARAMS: encode_plugins.hparams,
+    wire.GRAPH: encode_graph.graph,
+    wire.ONNX_GRAPH: encode_graph.onnx_graph,
+    wire.TENSOR: encode_numeric.tensor,
+}
+
+
+def check_array_record(rec: list[Any]) -> None:
+    """The fields every array record shares (``wire.py``), before its data is read."""
+    if len(rec) != wire.ARRAY_FIELDS:
+        raise ValueError(f"array record has {len(rec)} fields, not {wire.ARRAY_FIELDS}")
+    _, _wid, tag, step, walltime, params, _specs, _data = rec
+    _check_fields("array record", tag, walltime)
+    _check_step(step)
+    if type(params) is not dict:
+        raise TypeError("array record: params must be a map")
+
+
+def array_record(rec: list[Any], data: bytes) -> bytes:
+    """An array record (its data read, from the ring or a blob) -> framed events.
+
+    Each Summary the kind's encoder returns becomes one Event with the
+    record's wall time and step; an Event it returns (graphs) gets them set.
+    """
+    check_array_record(rec)
+    kind, _wid, tag, step, walltime, params, specs, _ = rec
+    encoder = MEDIA_ENCODERS.get(kind)
+    if encoder is None:
+        raise ValueError(f"record kind {kind} has no event encoder")
+    arrays = decode_arrays(specs, data)
+    out = []
+    for msg in encoder(tag, params, arrays):
+        if isinstance(msg, summary_pb2.Summary):
+            ev = event_pb2.Event(wall_time=float(walltime), summary=msg)
+        elif isinstance(msg, event_pb2.Event):
+            ev = msg
+            ev.wall_time = float(walltime)
+        else:
+            raise TypeError(f"encoder returned {type(msg).__name__}")
+        if step is not None:
+            ev.step = step
+        out.append(frame(ev.SerializeToString()))
+    return b"".join(out)
 
 
 def _framed(encoder: Callable[[list[Any]], bytes]) -> Callable[[list[Any]], bytes]:

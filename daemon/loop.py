@@ -23,8 +23,10 @@ import re
 import resource
 import signal
 import socket as pysocket
+import stat
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +37,7 @@ from summaryd import __version__, wire
 from summaryd.paths import Locations, ensure_runtime_dir, process_alive
 from summaryd.ring import NOTICE_BELL, Ring, RingBusyError, RingCorruptError, open_ring
 
-from . import encode, notify
+from . import encode, notify, projector
 from .core import (
     Ack,
     Action,
@@ -45,8 +47,10 @@ from .core import (
     Notice,
     OpenFile,
     PurgeFiles,
+    RemoveBlobs,
     RemoveRing,
     SetTail,
+    WriteProjector,
 )
 from .files import EventFile, purge_file
 
@@ -63,6 +67,11 @@ MAX_ARGV = 32  # argv items kept per client (status shows them) ...
 MAX_ARG_CHARS = 256  # ... and characters per item
 _SID = re.compile(r"[0-9a-f]{16}")  # a client's session id: 8 random bytes in hex
 STATE_VERSION = 1
+
+
+# A blob next to a ring: ``<prefix>.<pid>.<session>.b<n>`` (``wire.py``).
+_BLOB = re.compile(r"^(.+\.\d+\.[0-9a-f]{16})\.b\d+$")
+MAX_BLOB = 1 << 33  # bytes: an 8 GiB tensor is more than anyone logs
 
 
 def _argv(argv: list[Any]) -> list[str]:
@@ -100,7 +109,17 @@ class Daemon:
     ) -> None:
         self.loc = loc
         self.idle_exit = idle_exit
-        self.core = Core(max_latency=max_latency, alive=process_alive)
+        # Encoding threads for images, histograms, ... (numpy, zlib and Pillow
+        # release the GIL): the daemon keeps up with media on every core.
+        self._pool = ThreadPoolExecutor(
+            max_workers=min(4, max(2, os.cpu_count() or 2)), thread_name_prefix="encode"
+        )
+        self.core = Core(
+            max_latency=max_latency,
+            alive=process_alive,
+            read_blob=self._read_blob,
+            map_jobs=self._pool.map,
+        )
         self.lock_fd = lock_fd
         self.attached: dict[str, Attached] = {}
         self.by_identity: dict[bytes, str] = {}
@@ -291,6 +310,7 @@ class Daemon:
         self.files.clear()
         for a in self.attached.values():
             a.ring.close()
+        self._pool.shutdown(wait=True)
         self._save_state(None)
         if self._state_fd is not None:
             os.close(self._state_fd)
@@ -447,13 +467,107 @@ class Daemon:
             names = os.listdir(self.loc.shm_dir)
         except OSError:
             return
+        present = set(names)
         for name in names:
-            if (
+            blob = _BLOB.match(name)
+            if blob is not None:
+                # A blob whose ring is gone (its client died before the record
+                # that names it was committed, or a daemon died before removing it).
+                if self.loc.is_ring_name(name) and blob.group(1) not in present:
+                    self._unlink(self.loc.ring_path(name))
+            elif (
                 self.loc.is_ring_name(name)
                 and self.loc.ring_path(name) not in known
                 and name not in self._rejected
             ):
                 self._attach(name, now)
+
+    @staticmethod
+    def _unlink(path: str) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("cannot remove %s: %s", path, exc)
+
+    def _read_blob(self, cid: str, n: int) -> memoryview:
+        """The bytes of client ``cid``'s blob ``n`` (read-only), for the core."""
+        a = self.attached[cid]
+        fd = os.open(f"{a.path}.b{n}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+                raise OSError(f"blob {n} is not a regular file of this user")
+            if st.st_size > MAX_BLOB:
+                raise OSError(f"blob {n} of {st.st_size} bytes exceeds {MAX_BLOB}")
+            buf = bytearray(st.st_size)
+            view = memoryview(buf)
+            got = 0
+            while got < st.st_size:
+                k = os.readv(fd, [view[got:]])
+                if not k:
+                    raise OSError(f"blob {n} shrank while being read")
+                got += k
+        finally:
+            os.close(fd)
+        return view.toreadonly()
+
+    def _remove_blobs(self, cid: str, blobs: tuple[int, ...] | None) -> None:
+        """Remove the given blobs of ``cid``, or (None) every blob of its ring."""
+        a = self.attached.get(cid)
+        if a is None:
+            return
+        if blobs is not None:
+            for n in blobs:
+                self._unlink(f"{a.path}.b{n}")
+            return
+        base = os.path.basename(a.path) + ".b"
+        try:
+            names = os.listdir(self.loc.shm_dir)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(base) and name[len(base) :].isdigit():
+                self._unlink(self.loc.ring_path(name))
+
+    def _write_projector(self, act: WriteProjector) -> None:
+        """add_embedding: the projector files, each written whole (temp, rename)."""
+        root = os.path.realpath(act.log_dir)
+        config = os.path.join(root, "projector_config.pbtxt")
+        try:
+            try:
+                with open(config, encoding="utf-8") as f:
+                    existing: str | None = f.read()
+            except FileNotFoundError:
+                existing = None
+            files = projector.embedding_files(act.params, act.arrays, existing)
+            for rel, data in files.items():
+                if (
+                    not isinstance(rel, str)
+                    or "\0" in rel
+                    or os.path.isabs(rel)
+                    or os.path.normpath(rel) != rel
+                    or rel.split(os.sep)[0] == ".."
+                ):
+                    raise ValueError(f"projector file path {rel!r} is not inside the log dir")
+                path = os.path.join(root, rel)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = f"{path}.summaryd-tmp"
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+        except Exception as exc:
+            log.warning("embedding for %s not written: %s", act.log_dir, exc)
+            self._notify(
+                act.cid,
+                {
+                    "t": "notice",
+                    "level": "warning",
+                    "msg": f"add_embedding into {act.log_dir} not written: "
+                    f"{exc.__class__.__name__}: {exc}",
+                },
+            )
 
     def _drain(self, now: float) -> bool:
         any_records = False
@@ -691,7 +805,12 @@ class Daemon:
                         f.close()
                     except OSError as exc:
                         log.error("closing %s failed: %s", f.path, exc)
+            elif isinstance(act, RemoveBlobs):
+                self._remove_blobs(act.cid, act.blobs)
+            elif isinstance(act, WriteProjector):
+                self._write_projector(act)
             elif isinstance(act, RemoveRing):
+                self._remove_blobs(act.cid, None)
                 a = self.attached.pop(act.cid, None)
                 if a is not None:
                     if a.identity is not None:

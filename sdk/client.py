@@ -33,13 +33,15 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
 from . import wire
+from .arrays import array_parts, bin_header
+from .arrays import as_array_record as _as_array_record
 from .errors import DaemonNoticeWarning, ProtocolError, RecordsDroppedWarning
 from .paths import Locations, ensure_runtime_dir, locations, process_start_ticks
 from .ring import NOTICE_BELL, WAKE_BELL, Ring, create_ring
@@ -125,6 +127,9 @@ class Client:
         self.sock.setsockopt(zmq.SNDHWM, 1000)
         self.sock.connect(loc.endpoint)
         self._ring_put = self.ring.make_put(lambda bell: None)
+        self._put_parts = self.ring.make_put_parts(self._bell)
+        self._put_bell = self.ring.make_put(self._bell)
+        self._blobs = itertools.count(1)
         self.put: Callable[[tuple[Any, ...]], None] = self._make_put()
         ensure_daemon(loc)
         self._send({"t": "hello"} | self._hello_fields())
@@ -155,6 +160,11 @@ class Client:
             self._drop(f"a record of {len(data)} bytes exceeds the ring ({ring.capacity} bytes)")
             return
         put = self._ring_put
+        self._wait_for_space(lambda: put(data))
+
+    def _wait_for_space(self, try_put: Callable[[], bool]) -> None:
+        """Retry ``try_put`` until it fits (bounded), then drop with a warning."""
+        ring = self.ring
         if self._gave_up_at_tail is not None and ring.tail == self._gave_up_at_tail:
             # Already waited the full bound and nothing moved since: do not wait again.
             self._drop("the ring is still full")
@@ -164,7 +174,7 @@ class Client:
         delay = 0.0002
         checked_daemon = False
         while True:
-            if put(data):
+            if try_put():
                 self._gave_up_at_tail = None
                 return
             now = time.monotonic()
@@ -180,6 +190,52 @@ class Client:
                     self._send({"t": "hello"} | self._hello_fields())
             time.sleep(delay)
             delay = min(delay * 2, 0.01)
+
+    def put_arrays(self, fields: tuple[Any, ...], arrays: Sequence[Any]) -> None:
+        """Commit one array record (``wire.py``): ``fields`` are its first six
+        items (kind .. params), ``arrays`` numpy arrays copied raw, once.
+
+        A record larger than a quarter of the ring travels in a one-off blob
+        file, so one big tensor neither waits for the whole ring to drain nor
+        is refused; the daemon removes the blob once the record is written.
+        """
+        specs, parts, nbytes = array_parts(arrays)
+        head = self._packer.pack([*fields, specs])
+        with self.lock:
+            if len(head) + nbytes + 32 > self.ring.capacity // 4:
+                blob = self._write_blob(parts, nbytes)
+                if blob is not None:
+                    data = self._packer.pack([*fields, specs, blob])
+                    data = _as_array_record(data)
+                    if not self._put_bell(data):
+                        self._wait_for_space(lambda: self._ring_put(data))
+                return
+            head = _as_array_record(head) + bin_header(nbytes)
+            put = self._put_parts
+            if not put(head, parts):
+                self._wait_for_space(lambda: put(head, parts))
+
+    def _write_blob(self, parts: list[memoryview], nbytes: int) -> int | None:
+        """Write a blob next to the ring; its number, or None (dropped, warned)."""
+        n = next(self._blobs)
+        path = f"{self.ring_path}.b{n}"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            self._drop(f"cannot create a shared-memory blob {path}: {exc}")
+            return None
+        try:
+            for x in parts:
+                view = x
+                while len(view):
+                    view = view[os.write(fd, view) :]
+        except OSError as exc:
+            os.close(fd)
+            os.unlink(path)
+            self._drop(f"cannot write {nbytes} bytes to a shared-memory blob: {exc}")
+            return None
+        os.close(fd)
+        return n
 
     def _drop(self, why: str) -> None:
         self._dropped += 1

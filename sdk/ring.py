@@ -18,9 +18,14 @@ Layout (all integers little-endian; offsets in bytes)::
 The bell lets a sleeping daemon be woken by one message instead of polling,
 and tells the producer a notice waits on its socket (its next call reads it).
 Positions only grow; ``position & (capacity - 1)`` is the offset in data.
-A record is ``u32 length, u32 crc32(payload), payload`` padded to 8 bytes, so
-a record header never straddles the end of the data area (the payload may:
-it continues at offset 0).  A record is committed when ``head`` moves past it
+A record is ``u32 length, u32 crc32(payload[:CHECKED]), payload`` padded to
+8 bytes, so a record header never straddles the end of the data area (the
+payload may: it continues at offset 0).  The checksum covers a record's first
+``CHECKED`` (4 KiB) bytes: all of a scalar or text record, and the msgpack
+structure (kind, writer, tag, parameters, array shapes) of an array record,
+but not the megabytes of raw array data after it: a pass over those would
+cost the trainer as much as the copy itself (``add_histogram`` of 1e6 values
+must cost well under half a millisecond).  A record is committed when ``head`` moves past it
 (an aligned 8-byte store, after the payload is in place); from then on it
 survives the death of its producer.  ``tail`` moves only after the records
 before it are written to their event files, so a daemon that dies between a
@@ -39,7 +44,7 @@ import mmap
 import os
 import stat
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from zlib import crc32
 
 from .errors import ProtocolError
@@ -50,6 +55,7 @@ HEADER_SIZE = 256
 RECORD_HEADER = 8
 ALIGN = 8
 MIN_CAPACITY = 1 << 12
+CHECKED = 4096  # bytes of a record's payload its checksum covers
 MAX_CAPACITY = 1 << 32
 
 _FIXED = struct.Struct("<8sIIQQQ16s")  # magic .. session: offsets 0..55
@@ -66,6 +72,11 @@ class RingCorruptError(ProtocolError):
 
 class RingBusyError(OSError):
     """Another consumer (a daemon of another runtime dir) holds the ring."""
+
+
+def record_crc(payload: bytes | memoryview) -> int:
+    """The checksum stored in a record's header: CRC-32 of its first ``CHECKED`` bytes."""
+    return crc32(payload if len(payload) <= CHECKED else memoryview(payload)[:CHECKED])
 
 
 def padded_size(payload_len: int) -> int:
@@ -153,7 +164,7 @@ class Ring:
                 return False
             p = head & mask
             off = HEADER_SIZE + p
-            pack_into(mm, off, n, crc32(payload))
+            pack_into(mm, off, n, crc32(payload) if n <= CHECKED else record_crc(payload))
             start = off + RECORD_HEADER
             if p + RECORD_HEADER + n <= cap:
                 mm[start : start + n] = payload
@@ -169,6 +180,64 @@ class Ring:
             return True
 
         return put
+
+    def make_put_parts(
+        self, on_bell: Callable[[int], object]
+    ) -> Callable[[bytes, Sequence[memoryview]], bool]:
+        """The producer's append for array records: ``put_parts(head, parts)``.
+
+        The record's payload is ``head`` followed by each of ``parts``, copied
+        straight from the caller's buffers into the ring (no joined copy in
+        between: an image or a histogram's values are copied exactly once).
+        Same contract as ``make_put``'s ``put``.
+        """
+        mm = self._mm
+        q = self._q
+        cap = self.capacity
+        mask = self._mask
+        pack_into = _REC.pack_into
+
+        def write(p: int, data: bytes | memoryview) -> int:
+            """Copy ``data`` at data offset ``p`` (wrapping); the offset after it."""
+            k = len(data)
+            if p + k <= cap:
+                mm[HEADER_SIZE + p : HEADER_SIZE + p + k] = data
+            else:
+                first = cap - p
+                mm[HEADER_SIZE + p : HEADER_SIZE + cap] = data[:first]
+                mm[HEADER_SIZE : HEADER_SIZE + k - first] = data[first:]
+            return (p + k) & mask
+
+        def put_parts(head: bytes, parts: Sequence[memoryview]) -> bool:
+            n = len(head) + sum(len(x) for x in parts)
+            if not n:
+                raise ValueError("an empty record cannot be told from a corrupt one")
+            total = (n + 15) & ~7
+            start = q[_HEAD]
+            if start + total - q[_TAIL] > cap:
+                if total > cap:
+                    raise ValueError(f"record of {n} bytes exceeds ring capacity {cap}")
+                return False
+            crc = crc32(head[:CHECKED])
+            left = CHECKED - len(head)
+            for x in parts:
+                if left <= 0:
+                    break
+                crc = crc32(x[:left], crc)
+                left -= len(x)
+            p = start & mask
+            pack_into(mm, HEADER_SIZE + p, n, crc)
+            p = write(p + RECORD_HEADER, head)
+            for x in parts:
+                p = write(p, x)
+            q[_HEAD] = start + total  # the commit, after the payload is in place
+            bell = q[_BELL]
+            if bell:
+                q[_BELL] = 0
+                on_bell(bell)
+            return True
+
+        return put_parts
 
     def put(self, payload: bytes) -> bool:
         """Append one record (see ``make_put``); for callers off the hot path."""
@@ -247,7 +316,7 @@ class Ring:
                     continue
                 break
             payload = region[b:e]
-            if crc32(payload) != crc:
+            if (crc32(payload) if n <= CHECKED else record_crc(payload)) != crc:
                 self.read_pos = pos + o
                 if starts:
                     return starts, payloads

@@ -4,6 +4,7 @@ Version history
 ---------------
 1. First version: ring records OPEN, CLOSE, SCALAR, SCALAR_TENSOR, TEXT;
    control messages hello/welcome, bell, flush/ack, status, stop, notice.
+   Array records (HISTOGRAM .. EMBEDDING) and shared-memory blobs.
 
 Ring records (bulk data, in the process's shared-memory ring, see ``ring.py``)
 --------------------------------------------------------------------------------
@@ -25,6 +26,42 @@ SCALAR_T    4     wid, tag, value (float), step, walltime, double (bool)
                   -> rank-0 tensor, DT_FLOAT or DT_DOUBLE (``new_style=True``)
 TEXT        5     wid, tag (str), text (str), step, walltime
 ==========  ====  ==========================================================
+
+Array records carry the other ``add_*`` calls, all in one layout::
+
+    [kind, wid, tag (str), step, walltime, params (map), specs, data]
+
+``params`` holds the call's small arguments (str keys; what each kind expects
+is checked by its encoder in ``daemon/encode_*.py``).  ``specs`` lists the
+call's arrays as ``[dtype, shape]`` pairs (numpy dtype strings such as
+``"<f4"``, shapes as int lists); ``data`` is their raw C-order bytes one after
+the other (bin), or an int ``n`` naming a one-off blob: the file
+``<ring file>.b<n>`` next to the ring in ``/dev/shm`` (mode 0600), holding
+those bytes.  A record travels in a blob when it would take more than a
+quarter of the ring; the daemon removes the blob once the record's events
+are in their file (the ring's tail has passed it), or with the ring when the
+client is gone.
+
+==============  ====  =============================  ===========================
+kind            code  method                          output
+==============  ====  =============================  ===========================
+HISTOGRAM       6     add_histogram                   Summary.Value.histo
+HISTOGRAM_RAW   7     add_histogram_raw               Summary.Value.histo
+IMAGE           8     add_image, add_figure           Summary.Value.image (PNG)
+IMAGES          9     add_images, add_figure (list)   Summary.Value.image (PNG)
+IMAGE_BOXES     10    add_image_with_boxes            Summary.Value.image (PNG)
+VIDEO           11    add_video                       Summary.Value.image (GIF)
+AUDIO           12    add_audio                       Summary.Value.audio (WAV)
+PR_CURVE        13    add_pr_curve                    pr_curves plugin tensor
+PR_CURVE_RAW    14    add_pr_curve_raw                pr_curves plugin tensor
+CUSTOM_SCALARS  15    add_custom_scalars[_*chart]     custom_scalars layout
+MESH            16    add_mesh                        mesh plugin tensors
+HPARAMS         17    add_hparams                     hparams plugin summaries
+GRAPH           18    add_graph                       Event.graph_def + run metadata
+ONNX_GRAPH      19    add_onnx_graph                  Event.graph_def
+TENSOR          20    add_tensor                      Summary.Value.tensor
+EMBEDDING       21    add_embedding                   projector files in the log dir
+==============  ====  =============================  ===========================
 
 Control messages (ZeroMQ DEALER -> daemon ROUTER over ``ipc://``)
 -------------------------------------------------------------------
@@ -68,6 +105,24 @@ CLOSE = 2
 SCALAR = 3
 SCALAR_T = 4
 TEXT = 5
+HISTOGRAM = 6
+HISTOGRAM_RAW = 7
+IMAGE = 8
+IMAGES = 9
+IMAGE_BOXES = 10
+VIDEO = 11
+AUDIO = 12
+PR_CURVE = 13
+PR_CURVE_RAW = 14
+CUSTOM_SCALARS = 15
+MESH = 16
+HPARAMS = 17
+GRAPH = 18
+ONNX_GRAPH = 19
+TENSOR = 20
+EMBEDDING = 21
+ARRAY_KINDS = range(HISTOGRAM, EMBEDDING + 1)
+ARRAY_FIELDS = 8  # kind, wid, tag, step, walltime, params, specs, data
 
 # Upper bounds on what the daemon accepts from a control message.
 MAX_MESSAGE_BYTES = 1 << 20

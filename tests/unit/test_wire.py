@@ -92,6 +92,12 @@ def test_docstring_record_table_matches_the_kind_constants() -> None:
     rows = _table(_section("Ring records"))
     kinds = {kind: int(code) for kind, code, _ in rows}
     assert kinds == {"OPEN": 1, "CLOSE": 2, "SCALAR": 3, "SCALAR_T": 4, "TEXT": 5}
+    section = _section("Ring records")
+    array_rows = _table(section[section.index("Array records carry") :])
+    array_kinds = {kind: int(code) for kind, code, _, _ in array_rows}
+    assert list(array_kinds.values()) == list(wire.ARRAY_KINDS)
+    assert not set(array_kinds) & set(kinds)
+    kinds |= array_kinds
     for kind, code in kinds.items():
         assert getattr(wire, kind) == code
     assert len(set(kinds.values())) == len(kinds)
