@@ -841,10 +841,9 @@ class Core:
         run.bytes_written += len(data)
         run.last_write = now
         self.bytes_total += len(data)
-        for cid in run.clients:
-            c = self.clients.get(cid)
-            if c is not None:
-                c.unwritten.pop(run.run_id, None)
+        # Each client's first unwritten record of this run, taken out of
+        # ``unwritten`` (the write covers it) and kept so ``write_failed`` can put
+        # it back: a tail must never pass records whose write failed.
         restore = tuple(
             (cid, c.unwritten.pop(run.run_id))
             for cid in run.clients

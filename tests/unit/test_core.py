@@ -1070,3 +1070,20 @@ def test_a_tag_of_a_process_that_died_unnoticed_passes_to_its_successor() -> Non
     dead.add(111)  # exited; the loop's liveness check has not run yet
     b.send(T0, b.open(), b.scalar(1, "x", 2.0, 2))
     assert of(core.tick(T0), Notice) == []
+
+
+def test_a_failed_write_holds_the_tail_back_until_it_succeeds() -> None:
+    """Disk full: the records stay in the ring (a daemon killed meanwhile must
+    find them there), so the tail must not pass them until the retry worked."""
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(), c.scalar(1, "x", 1.0, 1), c.scalar(1, "x", 2.0, 2))
+    acts = core.plan_writes(T0 + 1)
+    [app] = of(acts, Append)
+    core.write_failed(app, "No space left on device", T0 + 1)
+    assert [a.pos for a in of(core.settle(T0 + 1), SetTail)] == []
+    acts = core.plan_writes(T0 + 3)
+    [retry] = of(acts, Append)
+    assert retry.data == app.data
+    core.write_succeeded(retry)
+    assert [a.pos for a in of(core.settle(T0 + 3), SetTail)] == [c.pos]
