@@ -71,7 +71,7 @@ STATE_VERSION = 1
 
 # A blob next to a ring: ``<prefix>.<pid>.<session>.b<n>`` (``wire.py``).
 _BLOB = re.compile(r"^(.+\.\d+\.[0-9a-f]{16})\.b\d+$")
-MAX_BLOB = 1 << 33  # bytes: an 8 GiB tensor is more than anyone logs
+MAX_BLOB = 1 << 32  # bytes: a 4 GiB tensor is more than anyone logs
 
 
 def _argv(argv: list[Any]) -> list[str]:
@@ -494,13 +494,19 @@ class Daemon:
     def _read_blob(self, cid: str, n: int) -> memoryview:
         """The bytes of client ``cid``'s blob ``n`` (read-only), for the core."""
         a = self.attached[cid]
-        fd = os.open(f"{a.path}.b{n}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO planted under a blob's name must not hang the loop.
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+        fd = os.open(f"{a.path}.b{n}", flags)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
                 raise OSError(f"blob {n} is not a regular file of this user")
             if st.st_size > MAX_BLOB:
                 raise OSError(f"blob {n} of {st.st_size} bytes exceeds {MAX_BLOB}")
+            if st.st_blocks * 512 < st.st_size:
+                # The SDK writes every byte; a sparse file would make the daemon
+                # allocate memory its client never spent.
+                raise OSError(f"blob {n} is sparse")
             buf = bytearray(st.st_size)
             view = memoryview(buf)
             got = 0
