@@ -747,7 +747,7 @@ class SummaryWriter:
             self._log_dir_str, os.path.join(self._log_dir_str, subdir), "global_step/tag"
         )
         params["subdir"] = subdir
-        self._put_arrays(wire.EMBEDDING, tag, global_step, None, (params, arrays))
+        self._put_arrays(wire.EMBEDDING, "", None, None, (params, arrays))  # all in subdir
 
     # -- lifecycle ------------------------------------------------------------
 
