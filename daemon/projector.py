@@ -231,6 +231,11 @@ def embedding_files(
 ) -> dict[str, bytes]:
     """Files to write, by path relative to the run's log dir (config included).
 
+    In writing order: the config comes last, so a reader never finds it naming
+    files not yet written.  An empty ``tensors.tsv`` (N = 0) is not among them:
+    torch's ``GFile`` creates a file at its first write, and ``make_mat``
+    writes nothing then.
+
     Params:
         subdir: ``<zero-filled step>/<encoded tag>`` (checked by ``check_subdir``).
         metadata: the text of ``metadata.tsv``, or None for no metadata.
@@ -253,7 +258,7 @@ def embedding_files(
     config = merge_config(existing_config, info)
     files: dict[str, bytes] = {}
     tsv = tensors_tsv(mat)
-    if tsv:  # torch's GFile creates the file at its first write: none for an N x D matrix, N = 0
+    if tsv:
         files[info.tensor_path] = tsv
     if metadata is not None:
         files[info.metadata_path] = metadata.encode("utf-8")
