@@ -130,6 +130,7 @@ class Client:
         self._put_parts = self.ring.make_put_parts(self._bell)
         self._put_bell = self.ring.make_put(self._bell)
         self._blobs = itertools.count(1)
+        self.blobs_written = 0
         self.put: Callable[[tuple[Any, ...]], None] = self._make_put()
         ensure_daemon(loc)
         self._send({"t": "hello"} | self._hello_fields())
@@ -235,6 +236,7 @@ class Client:
             self._drop(f"cannot write {nbytes} bytes to a shared-memory blob: {exc}")
             return None
         os.close(fd)
+        self.blobs_written += 1
         return n
 
     def _drop(self, why: str) -> None:
