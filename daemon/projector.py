@@ -12,7 +12,9 @@ directory (``writer.py`` and ``_embedding.py``):
 ``<subdir>/sprite.png``         ``make_sprite``: the images in a grid of
                                 ceil(sqrt(N)) columns, pasted at the top of a
                                 black square as wide as the grid, each value
-                                ``uint8(clip(value * 255, 0, 255))``
+                                ``uint8(clip(value * 255, 0, 255))``; the same
+                                pixels, encoded by ``media.png`` (fast, not
+                                Pillow's bytes)
 ``projector_config.pbtxt``      ``text_format`` of a ``ProjectorConfig`` holding an
                                 ``EmbeddingInfo`` per embedding
 ==============================  ===============================================
@@ -42,6 +44,8 @@ import numpy as np
 from google.protobuf import text_format
 
 from summaryd.proto import projector_config_pb2
+
+from .media import png
 
 CONFIG_NAME = "projector_config.pbtxt"
 # Limits, as the SDK's (``convert_embedding``): a sprite of at most 8192 pixels a
@@ -167,15 +171,6 @@ def sprite_pixels(label_img: np.ndarray) -> np.ndarray:
     square = np.zeros((side, side, 3), np.uint8)
     square[: nrows * h] = grid.reshape(nrows * h, side, 3)
     return square
-
-
-def png(pixels: np.ndarray) -> bytes:
-    """RGB pixels as PNG; fast compression (the pixels, not the bytes, match torch's)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
 
 
 def embedding_info(subdir: str, metadata: bool, label_img: np.ndarray | None) -> Any:
