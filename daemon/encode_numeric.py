@@ -429,7 +429,8 @@ def _float32_bits(x: np.ndarray) -> Any:
     Through float64 as torch goes (a Python float), so a NaN comes out quiet as
     the C double->float conversion makes it.
     """
-    return x.astype(np.float32).astype(np.float64).astype(np.float32).view(np.int32).tolist()
+    with np.errstate(invalid="ignore"):  # signalling NaNs
+        return x.astype(np.float32).astype(np.float64).astype(np.float32).view(np.int32).tolist()
 
 
 def _bfloat16_bits(x: np.ndarray) -> Any:
