@@ -125,6 +125,14 @@ def _nan_loud() -> np.ndarray:
     return a
 
 
+def _meta_tensor(n: int) -> torch.Tensor:
+    """A meta tensor; torch's make_np substitutes ``np.random.randn(1)`` for it (so do we),
+    and prints the clipping notice when that exceeds 1: the global RNG is seeded so both
+    sides draw the same number."""
+    np.random.seed(n)
+    return torch.zeros(n, device="meta")
+
+
 def _complex(scale: float) -> np.ndarray:
     return (RAMP * scale + 0.5j * RAMP[::-1]).astype(np.complex64)
 
@@ -172,7 +180,7 @@ AUDIO_INPUTS: dict[str, Callable[[], Any]] = {
     "torch-bool": lambda: torch.tensor([True, False]),
     "torch-u16": lambda: torch.tensor([0, 1, 5], dtype=torch.uint16),
     "torch-c64": lambda: torch.tensor(_complex(0.3)),
-    "torch-meta": lambda: torch.zeros(4, device="meta"),
+    "torch-meta": lambda: _meta_tensor(4),
     "torch-f8": lambda: torch.tensor(RAMP).to(torch.float8_e4m3fn),
     "py-float": lambda: 0.5,
     "py-list": lambda: [0.1, 0.2],
@@ -811,13 +819,13 @@ NEAR_PARAMS: dict[str, st.SearchStrategy[Any]] = {
 
 
 @pytest.mark.parametrize("kind", sorted(NEAR_PARAMS))
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_hostile_records_raise_only_type_or_value_errors(kind: str, data: st.DataObject) -> None:
     fn = getattr(encode_plugins, kind)
     tag = data.draw(st.text(max_size=6) | anything, label="tag")
     params = data.draw(NEAR_PARAMS[kind], label="params")
-    arrays = data.draw(arrays_st() | anything.map(lambda x: x), label="arrays")
+    arrays = data.draw(arrays_st() | anything, label="arrays")
     try:
         out = fn(tag, params, arrays)
     except (TypeError, ValueError):
