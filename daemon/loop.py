@@ -544,7 +544,8 @@ class Daemon:
         try:
             try:
                 with open(config, encoding="utf-8") as f:
-                    existing: str | None = f.read()
+                    # One character over the limit is enough for the merge to refuse it.
+                    existing: str | None = f.read(projector.MAX_CONFIG_CHARS + 1)
             except FileNotFoundError:
                 existing = None
             files = projector.embedding_files(act.params, act.arrays, existing)

@@ -18,7 +18,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 def assert_golden(request: pytest.FixtureRequest, name: str, message: Any) -> None:
     """Check (or with ``--update-golden`` rewrite) ``tests/golden/<name>.pbtxt``."""
-    text = text_format.MessageToString(message, as_utf8=False, float_format=".9g")
+    text = text_format.MessageToString(message, as_utf8=False)
     path = GOLDEN / f"{name}.pbtxt"
     if request.config.getoption("--update-golden"):
         path.parent.mkdir(parents=True, exist_ok=True)
