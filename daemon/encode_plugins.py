@@ -235,11 +235,16 @@ def mesh(tag: str, params: dict[str, Any], arrays: list[np.ndarray]) -> list[Any
     absent parts skipped), each a DT_FLOAT tensor of the part's 3-D shape whose
     metadata holds ``MeshPluginData`` (name, content type, the bitmask of all
     parts present, shape, ``json_config``), as tensorboard's
-    ``mesh.metadata.create_summary_metadata`` builds it for torch.
+    ``mesh.metadata.create_summary_metadata`` builds it for torch.  Params
+    ``name``/``prefix``, when present, replace the tag in the plugin data and
+    in the values' tags (torch writes ``None_VERTEX`` for a None tag).
     """
     kind = "MESH"
     tag = _check_tag(kind, tag)
     json_config, parts = _fields(kind, params, {"json_config": str, "parts": list})
+    name, prefix = tag, tag
+    if "name" in params or "prefix" in params:  # torch's spellings of a None or bytes tag
+        name, prefix = _fields(kind, params, {"name": str, "prefix": str})
     if any(type(p) is not int for p in parts) or parts != sorted(set(parts)):
         raise ValueError(f"{kind}: parts must be increasing content types")
     if not set(parts) <= set(_CONTENT_NAMES):
@@ -259,7 +264,7 @@ def mesh(tag: str, params: dict[str, Any], arrays: list[np.ndarray]) -> list[Any
             raise ValueError(f"{kind}: dimension beyond int32 in {shape}")
         plugin = _MESH(
             version=0,
-            name=tag,
+            name=name,
             content_type=content,
             components=components,
             shape=shape,
@@ -279,7 +284,7 @@ def mesh(tag: str, params: dict[str, Any], arrays: list[np.ndarray]) -> list[Any
         if arr.size:
             tensor.MergeFromString(_float_val(arr))
         values.append(
-            Summary.Value(tag=f"{tag}_{_CONTENT_NAMES[content]}", tensor=tensor, metadata=meta)
+            Summary.Value(tag=f"{prefix}_{_CONTENT_NAMES[content]}", tensor=tensor, metadata=meta)
         )
     return [Summary(value=values)]
 

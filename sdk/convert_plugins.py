@@ -20,7 +20,8 @@ Params, as the encoders read them:
   already holds the final little-endian int16 samples).
 * custom_scalars: ``layout``: ``[[category, [[title, margin, [tags...]], ...]], ...]``.
 * mesh: ``json_config`` (str), ``parts`` (the content types present, in torch's
-  order VERTEX=1, FACE=2, COLOR=3), one array per part.
+  order VERTEX=1, FACE=2, COLOR=3), one array per part; optionally ``name`` and
+  ``prefix`` (torch's spellings of the user's tag; the record's tag otherwise).
 * hparams: ``hparams``: ``[[name, "number" | "string", value, domain or None], ...]``
   in ``hparam_dict`` order, ``metrics``: the metric names.
 """
@@ -380,31 +381,47 @@ _TORCH_NP_DTYPES = frozenset(
 )
 
 
-def mesh(vertices: Any, colors: Any, faces: Any, config_dict: Any) -> Payload:
+_NO_TAG: Any = object()
+
+
+def mesh(
+    vertices: Any, colors: Any, faces: Any, config_dict: Any, *, tag: Any = _NO_TAG
+) -> Payload:
     """Check ``add_mesh``'s arguments as torch's ``summary.mesh``, in its order.
 
     torch: ``json.dumps(config_dict, sort_keys=True)`` ("{}" for None), then
     for vertices, faces, colors (that order; None ones skipped, the bitmask of
     present parts computed first): ``torch.as_tensor``, a rank-3 check
-    (ValueError; only the rank, not the last dimension), and
-    ``tolist()`` into a float field (complex: TypeError).  The values become
-    float32 in the daemon; arrays go as they are (bfloat16 and float8 as
-    float32, which holds them exactly: numpy has neither).
+    (ValueError; only the rank, not the last dimension), the tag as
+    ``MeshPluginData.name`` (a protobuf string), and ``tolist()`` into a float
+    field (complex: TypeError).  The values become float32 in the daemon;
+    arrays go as they are (bfloat16 and float8 as float32, which holds them
+    exactly: numpy has neither).
+
+    With ``tag`` (the user's, unconverted), params also carry torch's two
+    spellings of it: ``name`` (the plugin data's, None -> "") and ``prefix``
+    (the values' tags ``"%s_VERTEX" % tag``: ``None_VERTEX``, ``b'm'_VERTEX``).
     """
     try:
         json_config = "{}" if config_dict is None else json.dumps(config_dict, sort_keys=True)
     except Exception as exc:
         _reraise(exc, "config_dict", "a JSON-serializable dict")
-    parts: list[int] = []
+    params: dict[str, Any] = {"json_config": json_config, "parts": []}
     arrays: list[np.ndarray] = []
-    for name, x, content in (("vertices", vertices, VERTEX), ("faces", faces, FACE)):
-        if x is not None:
-            parts.append(content)
-            arrays.append(_mesh_array(x, name))
-    if colors is not None:
-        parts.append(COLOR)
-        arrays.append(_mesh_array(colors, "colors"))
-    return {"json_config": json_config, "parts": parts}, arrays
+    for name, x, content in (
+        ("vertices", vertices, VERTEX),
+        ("faces", faces, FACE),
+        ("colors", colors, COLOR),
+    ):
+        if x is None:
+            continue
+        source = _mesh_source(x, name)
+        if tag is not _NO_TAG and "name" not in params:
+            params["name"] = _pb_str(tag, "tag", none_ok=True)
+            params["prefix"] = "%s" % (tag,)  # noqa: UP031 - torch's get_instance_name
+        params["parts"].append(content)
+        arrays.append(_mesh_values(source, name))
+    return params, arrays
 
 
 def _check_rank3(shape: tuple[int, ...], name: str) -> None:
@@ -412,7 +429,8 @@ def _check_rank3(shape: tuple[int, ...], name: str) -> None:
         raise ArgumentValueError(f"{name}: expected shape BxNx3, got {tuple(shape)}")
 
 
-def _mesh_array(x: Any, name: str) -> np.ndarray:
+def _mesh_source(x: Any, name: str) -> Any:
+    """What ``torch.as_tensor`` refuses, then the rank check: a numpy array or a tensor."""
     if isinstance(x, np.ndarray):
         if x.dtype.newbyteorder("=") not in _TORCH_NP_DTYPES:
             raise ArgumentTypeError(
@@ -423,11 +441,7 @@ def _mesh_array(x: Any, name: str) -> np.ndarray:
             raise ArgumentValueError(f"{name}: torch refuses arrays with negative strides; copy")
         if not x.dtype.isnative:
             raise ArgumentValueError(f"{name}: torch refuses arrays in non-native byte order")
-        _check_rank3(x.shape, name)
-        if x.dtype.kind == "c":
-            raise ArgumentTypeError(f"{name}: expected real numbers, got {x.dtype}")
-        return x
-    if not _is_torch_tensor(x):
+    elif not _is_torch_tensor(x):
         try:
             import torch
         except ImportError:  # pragma: no cover - summaryd is a torch drop-in
@@ -438,13 +452,18 @@ def _mesh_array(x: Any, name: str) -> np.ndarray:
             x = torch.as_tensor(x)
         except Exception as exc:
             _reraise(exc, name, "an array-like of numbers")
-    return _mesh_tensor(x, name)
+    _check_rank3(tuple(x.shape), name)
+    return x
 
 
-def _mesh_tensor(x: Any, name: str) -> np.ndarray:
+def _mesh_values(x: Any, name: str) -> np.ndarray:
+    """The array to ship for what ``tolist()`` gives torch (complex: protobuf's TypeError)."""
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind == "c":
+            raise ArgumentTypeError(f"{name}: expected real numbers, got {x.dtype}")
+        return x
     import torch
 
-    _check_rank3(tuple(x.shape), name)
     if x.is_complex():
         raise ArgumentTypeError(f"{name}: expected real numbers, got {x.dtype}")
     if x.device.type == "meta":

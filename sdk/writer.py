@@ -642,7 +642,7 @@ class SummaryWriter:
         """
         from . import convert_plugins
 
-        payload = convert_plugins.mesh(vertices, colors, faces, config_dict)
+        payload = convert_plugins.mesh(vertices, colors, faces, config_dict, tag=tag)
         self._put_arrays(wire.MESH, tag, global_step, walltime, payload)
 
     def add_hparams(

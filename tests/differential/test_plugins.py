@@ -373,15 +373,14 @@ def test_mesh(shared_daemon: DaemonEnv, tmp_path: Path) -> None:
     assert Served(ours).meshes(clock) == ref
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sdk/writer.py converts tag None to '' (convert.to_tag) before the mesh record; "
-    "torch's summary.mesh formats it as 'None' ('None_VERTEX') and leaves the plugin name unset",
-)
-def test_mesh_tag_none(shared_daemon: DaemonEnv, tmp_path: Path) -> None:
+@pytest.mark.parametrize("tag", [None, b"m", "ü"], ids=repr)
+def test_mesh_tag_spellings(shared_daemon: DaemonEnv, tmp_path: Path, tag: Any) -> None:
+    """torch's value tags are ``"%s_VERTEX" % tag`` (``None_VERTEX``, ``b'm'_VERTEX``),
+    its plugin data's name the tag as protobuf takes it (None: unset)."""
     clock = Clock()
-    tr, ours, _ = run_both(tmp_path, lambda w: w.add_mesh(None, CUBE, global_step=1))
+    tr, ours, _ = run_both(tmp_path, lambda w: w.add_mesh(tag, CUBE, COLORS, global_step=1))
     assert_trees_equal(tr, ours, clock)
+    assert Served(ours).meshes(clock) == Served(tr).meshes(clock)
 
 
 # -- hparams -------------------------------------------------------------------------------

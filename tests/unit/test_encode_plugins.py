@@ -512,6 +512,21 @@ def test_mesh_equal_torch(name: str) -> None:
         np.testing.assert_array_equal(np.array(a.tensor.float_val), np.array(b.tensor.float_val))
 
 
+MESH_TAGS = ["m", "ü/日本", None, b"m", b"\xff", 5, "\ud800", ""]
+
+
+@pytest.mark.parametrize("tag", MESH_TAGS, ids=repr)
+def test_mesh_tags_equal_torch(tag: Any) -> None:
+    """torch names the values ``"%s_VERTEX" % tag`` and the plugin data ``tag`` (protobuf)."""
+
+    def ours() -> list[bytes]:
+        params, arrays = through_ring(convert_plugins.mesh(V, C, None, None, tag=tag))
+        return [s.SerializeToString() for s in encode_plugins.mesh("record", params, arrays)]
+
+    ref = _run(lambda: [tb_summary.mesh(tag, V, C, None, None).SerializeToString()])
+    assert_same_outcome(ref, _run(ours))
+
+
 def test_mesh_readonly_array() -> None:
     """A read-only numpy array (torch warns once per process, then converts it)."""
     v = _readonly(V)
