@@ -777,9 +777,18 @@ def arrays_st(draw: st.DrawFn, max_n: int = 3) -> list[np.ndarray]:
     return out
 
 
-def _near(fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+def _near(
+    fields: dict[str, st.SearchStrategy[Any]],
+    optional: dict[str, st.SearchStrategy[Any]] | None = None,
+) -> st.SearchStrategy[Any]:
     """Params with the right keys and mostly plausible values, sometimes anything."""
-    return st.fixed_dictionaries({k: v | anything for k, v in fields.items()}) | anything
+    return (
+        st.fixed_dictionaries(
+            {k: v | anything for k, v in fields.items()},
+            optional={k: v | anything for k, v in (optional or {}).items()},
+        )
+        | anything
+    )
 
 
 NEAR_PARAMS: dict[str, st.SearchStrategy[Any]] = {
@@ -813,7 +822,8 @@ NEAR_PARAMS: dict[str, st.SearchStrategy[Any]] = {
         {
             "json_config": st.text(max_size=10),
             "parts": st.lists(st.integers(-1, 5), max_size=4),
-        }
+        },
+        {"name": st.text(max_size=4), "prefix": st.text(max_size=4)},
     ),
     "hparams": _near(
         {
