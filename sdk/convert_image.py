@@ -281,7 +281,8 @@ def _check_label_drawing(boxes: np.ndarray, texts: list[str | bytes | None]) -> 
 
     torch computes the label's rectangle and position in the boxes' numpy scalar
     type: ``left + text_width`` overflows int8/16/32 and uint8/16/32 when the width
-    does not fit (OverflowError), and Pillow's ``text`` takes ``int()`` of the
+    does not fit (OverflowError) and wraps around when it does, turning the
+    rectangle upside down (Pillow's ValueError), and Pillow's ``text`` takes ``int()`` of the
     position: NaN is a ValueError, infinity an OverflowError, beyond a C long a
     SystemError (here ArgumentValueError).  Boxes of wide ints or with every
     labelled corner finite and below 2**53 cannot fail, and are not measured; the
@@ -306,13 +307,19 @@ def _check_label_drawing(boxes: np.ndarray, texts: list[str | bytes | None]) -> 
         text_width, text_height = _r - _l, _b - _t
         margin = np.ceil(0.05 * text_height)
         try:
-            bottom - text_height - 2 * margin
-            left + text_width
+            rect_top = bottom - text_height - 2 * margin
+            rect_right = left + text_width
         except OverflowError as exc:
             raise ArgumentRangeError(
                 f"labels[{i}]: its box (dtype {boxes.dtype}) cannot hold the label's "
                 f"{text_width}x{text_height} px ({exc})"
             ) from None
+        # the label's rectangle, wrapped around in a small int dtype, is upside down
+        if float(rect_right) < float(left) or float(bottom) < float(rect_top):
+            raise ArgumentValueError(
+                f"labels[{i}]: the label's rectangle at box {i} wraps around in dtype "
+                f"{boxes.dtype} (Pillow: x1/y1 must be greater than or equal to x0/y0)"
+            )
         for pos in (left + margin, bottom - text_height - margin):
             p = float(pos)
             if math.isnan(p):
@@ -398,8 +405,8 @@ def image_with_boxes(
         boxes = boxes[:, :4]
     else:
         boxes = np.zeros((0, 4), np.float32)
+    _size_check(hwc, "img_tensor")  # an empty image: Pillow's resize or save refuses it
     _rescale_check(width, height)
-    _size_check(hwc, "img_tensor")
     params = {
         "dataformats": fmt,
         "size": [width, height],
