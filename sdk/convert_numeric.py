@@ -197,7 +197,7 @@ def _to_double(x: Any, name: str) -> float:
     upb refuses numpy arrays (even 0-d) and otherwise calls ``PyFloat_AsDouble``:
     ``__float__`` or ``__index__``, never parsing a str.
     """
-    if isinstance(x, (float, int)) and not isinstance(x, np.ndarray):
+    if isinstance(x, (float, int)):
         try:
             return float(x)
         except OverflowError as exc:
@@ -220,7 +220,7 @@ def _length(x: Any, name: str) -> int:
 
 
 def _double_list(x: Any, n: int, name: str) -> np.ndarray:
-    """A 1-d array protobuf's repeated ``double`` field would hold for ``x`` (``n`` items).
+    """A 1-d array of what protobuf's repeated ``double`` field would hold for ``x`` (``n`` items).
 
     numpy and tensor inputs of a numeric dtype travel raw (their ``tolist``
     converts as protobuf does); anything else is converted item by item with
@@ -238,12 +238,7 @@ def _double_list(x: Any, n: int, name: str) -> np.ndarray:
         if arr.ndim == 1 and _raw(arr):
             return arr
         x = list(x)
-    out = np.empty(n, np.float64)
-    for i, item in enumerate(x):
-        if i >= n:
-            break
-        out[i] = _to_double(item, f"{name}[{i}]")
-    return out
+    return np.array([_to_double(item, f"{name}[{i}]") for i, item in enumerate(x)], np.float64)
 
 
 # -- histogram -------------------------------------------------------------------
@@ -397,10 +392,10 @@ def histogram(values: Any, bins: Any, max_bins: Any) -> Payload:
             num_bins = 0  # at most MAX_BINS buckets (or NaN): a float max_bins changes nothing
         out_mb = _check_max_bins(num_bins, mb)
     else:
-        if len(edges) < 2:
-            raise ArgumentIndexError(f"bins: expected at least two bin edges, got {len(edges)}")
-        num_bins = len(edges) - 1
+        num_bins = max(len(edges) - 1, 0)
         out_mb = _check_max_bins(num_bins, mb)
+        if len(edges) < 2:  # torch reads the last of no counts
+            raise ArgumentIndexError(f"bins: expected at least two bin edges, got {len(edges)}")
         if not _inside_edges(arr, edges):
             _empty_error(num_bins, out_mb)
     params = {"bins": spec, "max_bins": out_mb}

@@ -128,7 +128,7 @@ def histogram_view(run_dir: Path, clock: Clock) -> dict[str, Any]:
     return out
 
 
-def provider_view(run_dir: Path, plugin: str, clock: Clock) -> dict[str, Any]:
+def provider_view(run_dir: Path, plugin: str, clock: Clock) -> dict[tuple[str, str], Any]:
     """The data provider's time series for ``plugin``, as the plugin's routes read them."""
     from tensorboard import context as tb_context
     from tensorboard.backend.event_processing import data_provider

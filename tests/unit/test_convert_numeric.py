@@ -85,6 +85,8 @@ BAD_HISTOGRAMS: dict[str, tuple[Any, Any, Any, str]] = {
     "decreasing int64 edges": (_x, np.array([2**53 + 1, 2**53]), None, "bins"),
     "one edge": (_x, [5.0], None, "bins"),
     "no edges": (_x, [], None, "bins"),
+    "one edge, max_bins -1": (_x, [5.0], -1, "max_bins"),
+    "one edge, max_bins 0": (_x, [5.0], 0, "bins"),
     "bf16 tensor edges": (_x, torch.tensor([0.0, 1.0], dtype=torch.bfloat16), None, "bins"),
     "NaN with auto": (np.array([1.0, np.nan]), "auto", None, "values"),
     "inf with a count": (np.array([1.0, np.inf]), 10, None, "values"),
