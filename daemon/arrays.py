@@ -18,7 +18,7 @@ MAX_RANK = 8
 _KINDS = frozenset("biuf")
 
 
-def decode_arrays(specs: Any, data: bytes) -> list[np.ndarray]:
+def decode_arrays(specs: Any, data: bytes | memoryview) -> list[np.ndarray]:
     """Read-only arrays viewing ``data``, as ``specs`` (``[[dtype, shape], ...]``) say.
 
     Raises:

@@ -171,7 +171,7 @@ Action = (
 )
 
 
-def _encode_job(job: tuple[list[Any], bytes]) -> bytes | Exception:
+def _encode_job(job: tuple[list[Any], bytes | memoryview]) -> bytes | Exception:
     """One array record's framed events, or the exception that refused it
     (returned, not raised: jobs run in a pool and one bad record must not
     take the others' results with it)."""
@@ -264,7 +264,7 @@ class Core:
         max_latency: float = DEFAULT_MAX_LATENCY,
         linger: float = DEFAULT_LINGER,
         alive: Callable[[int, int], bool] | None = None,
-        read_blob: Callable[[str, int], bytes] | None = None,
+        read_blob: Callable[[str, int], bytes | memoryview] | None = None,
         map_jobs: Callable[..., Any] = map,
     ) -> None:
         self.max_latency = max_latency
@@ -275,7 +275,7 @@ class Core:
         # histogram work runs on every core; results keep their slots in the
         # runs' buffers, so each client's records reach the file in order.
         self._map_jobs = map_jobs
-        self._jobs: list[tuple[Run, int, Client, list[Any], bytes]] = []
+        self._jobs: list[tuple[Run, int, Client, list[Any], bytes | memoryview]] = []
         self.linger = linger
         # Whether a client's process still runs (pid, start ticks): the loop passes
         # paths.process_alive; None trusts ``gone`` alone.

@@ -230,7 +230,7 @@ def check_array_record(rec: list[Any]) -> None:
         raise TypeError("array record: params must be a map")
 
 
-def array_record(rec: list[Any], data: bytes) -> bytes:
+def array_record(rec: list[Any], data: bytes | memoryview) -> bytes:
     """An array record (its data read, from the ring or a blob) -> framed events.
 
     Each Summary the kind's encoder returns becomes one Event with the

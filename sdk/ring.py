@@ -206,7 +206,7 @@ class Ring:
                 first = cap - p
                 mm[HEADER_SIZE + p : HEADER_SIZE + cap] = data[:first]
                 mm[HEADER_SIZE : HEADER_SIZE + k - first] = data[first:]
-            return (p + k) & mask
+            return int((p + k) & mask)
 
         def put_parts(head: bytes, parts: Sequence[memoryview]) -> bool:
             n = len(head) + sum(len(x) for x in parts)
