@@ -379,6 +379,61 @@ def test_pr_curve_equals_torch(name: str) -> None:
                 raise
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    n=st.integers(0, 40),
+    pdtype=st.sampled_from([np.float16, np.float32, np.float64, np.uint8, np.int16, np.bool_]),
+    nt=st.sampled_from([1, 2, 5, 127, 128, np.int64(7), np.uint16(3)]),
+    weighted=st.booleans(),
+)
+def test_pr_curve_any_values(data: Any, n: int, pdtype: Any, nt: Any, weighted: bool) -> None:
+    """Arbitrary predictions (NaN, inf, out of [0, 1], integer dtypes) and labels."""
+    preds = data.draw(hnp.arrays(pdtype, n, elements=None))
+    labels = data.draw(hnp.arrays(st.sampled_from([np.int64, np.float32, np.bool_]), n))
+    weights = data.draw(hnp.arrays(np.float64, n)) if weighted else None
+    ref = torch_ref(lambda: torch_summary.pr_curve(TAG, labels, preds, nt, weights))
+    with np.errstate(all="ignore"):
+        assert_same(ours("pr_curve", labels, preds, nt, weights), ref)
+
+
+_TORCH_DTYPES = [
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.int8,
+    torch.uint8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.bool,
+    torch.complex64,
+    torch.complex128,
+]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    dtype=st.sampled_from(_TORCH_DTYPES),
+    shape=st.lists(st.integers(0, 4), max_size=4),
+    raw=st.binary(min_size=512, max_size=512),
+)
+def test_tensor_any_bits(dtype: torch.dtype, shape: list[int], raw: bytes) -> None:
+    """Arbitrary bit patterns of every dtype torch writes (NaN payloads, subnormals, -0.0)."""
+    n = int(np.prod(shape)) if shape else 1
+    size = torch.empty(0, dtype=dtype).element_size()
+    buf = bytearray(raw[: n * size].ljust(n * size, b"\0"))
+    t = (
+        torch.frombuffer(buf, dtype=torch.uint8).view(dtype).reshape(shape)
+        if n
+        else torch.zeros(shape, dtype=dtype)
+    )
+    if dtype == torch.bool:
+        t = t.view(torch.uint8) % 2 == 1  # only 0 and 1 are bools
+    assert_same(ours("tensor", t), torch_summary.tensor_proto(TAG, t))
+
+
 def test_pr_curve_weight_arrays_broadcast() -> None:
     labels, preds = _labels.reshape(20, 20), _preds.reshape(20, 20)
     for weights in (_rng.random((20, 20)), _rng.random(20), [1.5] * 20, np.float64(2)):
