@@ -259,6 +259,9 @@ def histogram(tag: str, params: dict[str, Any], arrays: list[np.ndarray]) -> lis
     params: ``bins`` ("tensorflow", an estimator name, an int, or None with the
     edges as a second array), ``max_bins`` (int >= 1 or None); arrays:
     ``[values]`` (any numeric dtype; torch's ``astype(float)`` is done here).
+    ``sum_squares`` is ``values.dot(values)`` as torch computes it (BLAS
+    ``ddot``): bit-equal to torch's when the daemon's BLAS splits the sum as the
+    trainer's does (same library and thread count).
     """
     _check_tag(tag)
     bins = _param(params, "bins", str, int, type(None))
