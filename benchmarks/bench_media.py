@@ -235,69 +235,103 @@ def worker_calls(a: argparse.Namespace) -> dict[str, Any]:
     inp = make_inputs()
     w, settle = make_writer(a.writer, a.log_dir)
     daemon = psutil.Process(a.daemon_pid) if a.daemon_pid else None
-    pc, pt = time.perf_counter, time.process_time
     results = []
-    step = 0  # global steps never repeat across cases (embedding dirs are per step)
+    step = [0]  # global steps never repeat across cases (embedding dirs are per step)
     for name, method, *_ in CASES:
         if a.cases and name not in a.cases.split(","):
             continue
-        res: dict[str, Any] = {"case": name, "method": method, "error": None, "notices": []}
-        wall: list[float] = []
-        cpu: list[float] = []
-        cpu_bg: list[float] = []
+        res: dict[str, Any] = {"case": name, "method": method, "error": None, "calls": 0}
         gc.collect()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                for _ in range(a.warmup):
-                    prepare(name, w, inp, step)()
-                    step += 1
-                    settle()
-                first = step
-                d0 = daemon.cpu_times() if daemon else None
-                t_start = pc()
-                while True:
-                    call = prepare(name, w, inp, step)
-                    c0 = pt()
-                    t0 = pc()
-                    call()
-                    t1 = pc()
-                    c1 = pt()
-                    step += 1
-                    settle()
-                    c2 = pt()
-                    wall.append(t1 - t0)
-                    cpu.append(c1 - c0)
-                    cpu_bg.append(c2 - c0)
-                    n = len(wall)
-                    if n >= a.max_reps or (n >= a.min_reps and pc() - t_start > a.budget_s):
-                        break
-                d1 = daemon.cpu_times() if daemon else None
-                res["steps"] = [first, step]
-                if d0 is not None and d1 is not None:
-                    res["daemon_cpu_ms"] = (
-                        (d1.user + d1.system - d0.user - d0.system) / len(wall) * 1e3
-                    )
+                res.update(_time_case(a, name, w, settle, inp, step, daemon))
             except Exception as exc:  # noqa: BLE001  (an unfinished method is a row "n/a")
-                res["error"] = (
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                )
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                res["error"] = f"{type(exc).__name__}: {first}"
         res["notices"] = sorted({str(x.message)[:200] for x in caught})[:3]
-        res["warmup"] = a.warmup
-        res["calls"] = len(wall)
-        if wall and res["error"] is None:
-            ms = 1e3
-            res.update(
-                wall_p50=statistics.median(wall) * ms,
-                wall_p90=_pct(wall, 0.9) * ms,
-                cpu_p50=statistics.median(cpu) * ms,
-                cpu_p90=_pct(cpu, 0.9) * ms,
-                cpu_bg_p50=statistics.median(cpu_bg) * ms,
-            )
         results.append(res)
         print(f"  {a.writer} {name}: {res.get('wall_p50', res['error'])}", file=sys.stderr)
     w.close()
     return {"writer": a.writer, "cases": results}
+
+
+def _time_case(
+    a: argparse.Namespace,
+    name: str,
+    w: Any,
+    settle: Callable[[], None],
+    inp: dict[str, Any],
+    step: list[int],
+    daemon: Any,
+) -> dict[str, Any]:
+    """Warm-up, then the isolated calls (settled after each), then as many back-to-back."""
+    pc, pt = time.perf_counter, time.process_time
+    for _ in range(a.warmup):
+        prepare(name, w, inp, step[0])()
+        step[0] += 1
+        settle()
+    wall: list[float] = []
+    cpu: list[float] = []
+    cpu_bg: list[float] = []
+    d0 = daemon.cpu_times() if daemon else None
+    t_start = pc()
+    while True:
+        call = prepare(name, w, inp, step[0])
+        c0 = pt()
+        t0 = pc()
+        call()
+        t1 = pc()
+        c1 = pt()
+        step[0] += 1
+        settle()
+        c2 = pt()
+        wall.append(t1 - t0)
+        cpu.append(c1 - c0)
+        cpu_bg.append(c2 - c0)
+        n = len(wall)
+        if n >= a.max_reps or (n >= a.min_reps and pc() - t_start > a.budget_s):
+            break
+    d1 = daemon.cpu_times() if daemon else None
+    # Back-to-back: the same number of calls with nothing in between (a figure is
+    # still made before each, untimed): the call now also meets the previous calls'
+    # work (torch's writer thread holding the GIL, a full queue, a full ring).
+    b_wall: list[float] = []
+    b_cpu: list[float] = []
+    t_b = 0.0
+    for _ in range(n):
+        call = prepare(name, w, inp, step[0])
+        c0 = pt()
+        t0 = pc()
+        call()
+        t1 = pc()
+        c1 = pt()
+        step[0] += 1
+        b_wall.append(t1 - t0)
+        b_cpu.append(c1 - c0)
+        t_b += t1 - t0
+    t0 = pc()
+    settle()
+    t_b += pc() - t0
+    ms = 1e3
+    out = {
+        "warmup": a.warmup,
+        "calls": n,
+        "wall_p50": statistics.median(wall) * ms,
+        "wall_p90": _pct(wall, 0.9) * ms,
+        "cpu_p50": statistics.median(cpu) * ms,
+        "cpu_p90": _pct(cpu, 0.9) * ms,
+        "cpu_bg_p50": statistics.median(cpu_bg) * ms,
+        "b2b_wall_p50": statistics.median(b_wall) * ms,
+        "b2b_wall_p90": _pct(b_wall, 0.9) * ms,
+        "b2b_cpu_p50": statistics.median(b_cpu) * ms,
+        "b2b_cpu_p90": _pct(b_cpu, 0.9) * ms,
+        # (time in the calls + the final settle) / calls: the sustained cost per call
+        "b2b_sustained": t_b / n * ms,
+    }
+    if d0 is not None and d1 is not None:
+        out["daemon_cpu_ms"] = (d1.user + d1.system - d0.user - d0.system) / n * ms
+    return out
 
 
 def worker_keepup(a: argparse.Namespace) -> dict[str, Any]:
@@ -509,7 +543,7 @@ def bench_calls(cfg: dict[str, Any], tmp: Path, prefix: str, cases: str) -> list
         for c in res["cases"]:
             if c["error"] is not None:
                 continue
-            expected = c["warmup"] + c["calls"]
+            expected = c["warmup"] + 2 * c["calls"]
             got = (
                 projector if c["case"] == "embedding" else len(steps.get(f"bench/{c['case']}", []))
             )
@@ -689,27 +723,31 @@ def _lat3(x: dict[str, float] | None) -> str:
 def report_calls(calls: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
     by = {(r["writer"], c["case"]): c for r in calls for c in r["cases"]}
     out = [
-        f"1. trainer-side time per call (ms; after {cfg['warmup']} warm-up calls, "
-        f"{cfg['min_reps']}-{cfg['max_reps']} timed calls, ≥ {cfg['budget_s']:g} s per row; "
-        "wall = perf_counter, CPU = process_time, around the call only;",
-        "   bg CPU = process CPU from the call until its events are written (the writer "
-        "thread of torch/tensorboardX); daemon CPU = summaryd daemon per call)",
+        f"1a. trainer-side time per call, isolated (ms; {cfg['warmup']} warm-up calls, then "
+        f"{cfg['min_reps']}-{cfg['max_reps']} timed calls, ≥ {cfg['budget_s']:g} s per row, "
+        "each followed by an untimed settle: its events written)",
+        "    wall = perf_counter, CPU = process_time, around the call only; bg CPU = process "
+        "CPU from the call to the end of the settle (torch's/tensorboardX's writer thread);",
+        "    daemon CPU = the summaryd daemon's CPU per call",
         "",
     ]
     rows = []
+    b_rows = []
     notes = []
     for name, method, desc, *_ in CASES:
         for w in WRITERS:
             c = by.get((w, name))
             if c is None:
                 continue
+            label = f"{method} ({desc})"
             if c["error"] is not None:
-                rows.append([f"{method} ({desc})", w, *["n/a"] * 5, "—", "—", "—"])
+                rows.append([label, w, *["n/a"] * 5, "—", "—", "—"])
+                b_rows.append([label, w, *["n/a"] * 5])
                 notes.append(f"{method} {name} / {w}: {c['error']}")
                 continue
             rows.append(
                 [
-                    f"{method} ({desc})",
+                    label,
                     w,
                     _fmt(c["wall_p50"], ".3f"),
                     _fmt(c["wall_p90"], ".3f"),
@@ -721,27 +759,34 @@ def report_calls(calls: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
                     c.get("on_disk", "?"),
                 ]
             )
+            b_rows.append(
+                [
+                    label,
+                    w,
+                    _fmt(c["b2b_wall_p50"], ".3f"),
+                    _fmt(c["b2b_wall_p90"], ".3f"),
+                    _fmt(c["b2b_cpu_p50"], ".3f"),
+                    _fmt(c["b2b_cpu_p90"], ".3f"),
+                    _fmt(c["b2b_sustained"], ".3f"),
+                ]
+            )
             for n in c["notices"]:
                 notes.append(f"{method} {name} / {w} warned: {n}")
-    out.append(
-        _table(
-            [
-                "call",
-                "writer",
-                "wall p50",
-                "wall p90",
-                "CPU p50",
-                "CPU p90",
-                "bg CPU p50",
-                "daemon CPU",
-                "calls",
-                "on disk",
-            ],
-            rows,
-        )
-    )
+    headers = ["call", "writer", "wall p50", "wall p90", "CPU p50", "CPU p90"]
+    out.append(_table([*headers, "bg CPU p50", "daemon CPU", "calls", "on disk"], rows))
     out += [f"  note: {n}" for n in notes]
-    out += ["", "ratios (median wall time per call; CPU ratio on median CPU)", ""]
+    out += [
+        "",
+        "1b. the same number of calls back to back (no settle between them); sustained = "
+        "(time in the calls + one settle at the end) / calls: the pipeline's throughput "
+        "(for summaryd the daemon's, which a trainer waits for only when its ring is full)",
+        "",
+        _table([*headers, "sustained ms/call"], b_rows),
+        "",
+        "ratios: torch (or tensorboardX) ÷ summaryd, median wall time per call (targets: "
+        "isolated); CPU = median CPU, isolated; b2b = median wall, back to back",
+        "",
+    ]
     rows = []
     for name, method, _, target, ref in CASES:
         sd, th, tx = (by.get((w, name)) for w in WRITERS)
@@ -761,9 +806,11 @@ def report_calls(calls: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
                 _fmt(ref, "g"),
                 _fmt(_get(tx, "wall_p50"), ".2f"),
                 _fmt(_get(sd, "wall_p50"), ".3f"),
-                _fmt(r_t, ".1f") + ("×" if r_t else ""),
-                _fmt(r_x, ".1f") + ("×" if r_x else ""),
-                _fmt(_ratio(th, sd, "cpu_p50"), ".1f"),
+                _x(r_t),
+                _x(r_x),
+                _x(_ratio(th, sd, "cpu_p50")),
+                _x(_ratio(th, sd, "b2b_wall_p50")),
+                _x(_ratio(tx, sd, "b2b_wall_p50")),
                 f"≥ {target:g}×" if target else "",
                 verdict,
             ]
@@ -779,6 +826,8 @@ def report_calls(calls: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
                 "torch÷sd",
                 "tbX÷sd",
                 "CPU torch÷sd",
+                "b2b torch÷sd",
+                "b2b tbX÷sd",
                 "target",
                 "",
             ],
@@ -786,6 +835,10 @@ def report_calls(calls: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
         )
     )
     return out
+
+
+def _x(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f}×"
 
 
 def report_keepup(keep: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
@@ -810,6 +863,7 @@ def report_keepup(keep: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
                     str(p["rank"]),
                     str(p["steps"]),
                     str(p["late_steps"]),
+                    f"{p['steps'] / p['log_s']:.1f}",
                     _lat3(p["lat_ms"].get("image")),
                     _lat3(p["lat_ms"].get("hist")),
                     f"{p['waits']} ({p['wait_ms_total']:.0f} ms)",
@@ -826,6 +880,7 @@ def report_keepup(keep: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
                 "rank",
                 "steps",
                 "late",
+                "steps/s",
                 "image ms p50/p99/max",
                 "hist ms p50/p99/max",
                 "waits (total)",
@@ -840,7 +895,7 @@ def report_keepup(keep: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
     cap = keep[0]["per_process"][0]["ring_capacity"] if keep else 0
     out += [
         f"(ring capacity {cap / 2**20:.0f} MiB; late = steps started more than one period "
-        "behind schedule; waits = calls that found the ring full)",
+        "behind schedule; steps/s = achieved rate; waits = calls that found the ring full)",
         "",
     ]
     rows = []
@@ -932,6 +987,9 @@ def main() -> int:
             if name.startswith(prefix):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join("/dev/shm", name))
+    if a.json:  # first: the figures survive a failing report
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=2)
     out = [f"machine: {res['machine']}", ""]
     if "calls" in res:
         out += report_calls(res["calls"], cfg) + [""]
@@ -939,9 +997,6 @@ def main() -> int:
         out += report_keepup(res["keepup"], cfg) + [""]
     out.append(f"(total {res['wall_s']:.0f} s)")
     print("\n".join(out))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=2)
     return 0
 
 
