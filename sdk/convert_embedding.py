@@ -39,9 +39,11 @@ import numpy as np
 from .convert import _make_np, check_utf8, reraise
 from .errors import (
     ArgumentAttributeError,
+    ArgumentIndexError,
     ArgumentShapeError,
     ArgumentTypeError,
     ArgumentValueError,
+    ArgumentZeroDivisionError,
     InvalidArgumentError,
 )
 
@@ -61,12 +63,6 @@ _KINDS = "biuf"
 # TODO(lead): move these two into errors.py (torch raises IndexError and
 # ZeroDivisionError for the inputs below); they subclass ValueError as well,
 # like every summaryd argument error.
-class ArgumentIndexError(InvalidArgumentError, ValueError, IndexError):
-    """torch indexes a shape or a list that is too short (torch: IndexError)."""
-
-
-class EmptyArgumentError(InvalidArgumentError, ValueError, ZeroDivisionError):
-    """torch divides by an empty dimension (``make_grid`` of no images: ZeroDivisionError)."""
 
 
 def _encode_tag(tag: Any) -> str:
@@ -200,7 +196,7 @@ def _label_images(label_img: Any, rows: int) -> np.ndarray:
         )
     n, _, h, w = img.shape
     if n == 0:
-        raise EmptyArgumentError("label_img: no images (torch's make_sprite divides by N)")
+        raise ArgumentZeroDivisionError("label_img: no images (torch's make_sprite divides by N)")
     # torch's make_sprite: a grid of ceil(sqrt(N)) columns pasted into a square
     # as wide as the grid; a grid taller than wide does not fit (torch: ValueError).
     ncols = min(n, math.ceil(n**0.5))
@@ -234,7 +230,7 @@ def embedding(mat: Any, metadata: Any, label_img: Any, metadata_header: Any) -> 
             (torch: NotImplementedError).
         ArgumentShapeError: torch's asserts (``mat`` not 2-D, a count that differs
             from N, header and row widths, images not (N, 1 or 3, H, W)).
-        ArgumentIndexError / EmptyArgumentError: where torch fails with
+        ArgumentIndexError / ArgumentZeroDivisionError: where torch fails with
             IndexError / ZeroDivisionError (0-d ``mat``, no images).
         ArgumentTypeError / ArgumentValueError / ArgumentAttributeError: what
             ``len``, ``str`` and the list expressions of ``make_tsv`` raise, a

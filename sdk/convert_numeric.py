@@ -31,27 +31,14 @@ import numpy as np
 from .convert import _is_torch_tensor, _make_np, reraise
 from .errors import (
     ArgumentAttributeError,
+    ArgumentIndexError,
     ArgumentTypeError,
     ArgumentValueError,
-    InvalidArgumentError,
+    ArgumentZeroDivisionError,
     UnsupportedValueError,
 )
 
 Payload = tuple[dict[str, Any], list[np.ndarray]]
-
-
-class ArgumentZeroDivisionError(InvalidArgumentError, ZeroDivisionError):
-    """``max_bins=0``: torch divides by it (ZeroDivisionError).
-
-    Belongs in ``errors.py`` (owned by the lead): defined here until it moves.
-    """
-
-
-class ArgumentIndexError(InvalidArgumentError, IndexError):
-    """An argument torch indexes past its end (fewer than two bin edges; 0-d PR-curve counts).
-
-    Belongs in ``errors.py`` (owned by the lead): defined here until it moves.
-    """
 
 
 # -- shared with the daemon ----------------------------------------------------

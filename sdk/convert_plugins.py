@@ -39,6 +39,9 @@ import numpy as np
 from .convert import _is_torch_tensor, check_utf8, reraise, to_scalar, to_tag
 from .errors import (
     ArgumentAttributeError,
+    ArgumentDecodingError,
+    ArgumentIndexError,
+    ArgumentKeyError,
     ArgumentShapeError,
     ArgumentTypeError,
     ArgumentValueError,
@@ -51,26 +54,6 @@ Payload = tuple[dict[str, Any], list[np.ndarray]]
 
 # -- exceptions torch raises here that errors.py has no class for (yet) -----------------
 # These belong in errors.py (owned by the lead); they live here until moved.
-
-
-class ArgumentIndexError(InvalidArgumentError, IndexError):
-    """torch indexes the argument and fails (a chart spec ``["Margin"]``, a 0-d tensor hparam)."""
-
-
-class ArgumentKeyError(InvalidArgumentError, KeyError):
-    """torch subscripts a mapping argument with a key it lacks (a chart spec ``{0: ...}``)."""
-
-    def __str__(self) -> str:  # KeyError quotes its argument; a message should read plainly
-        return str(self.args[0]) if self.args else ""
-
-
-class ArgumentDecodingError(InvalidArgumentError, UnicodeDecodeError):
-    """A bytes argument that protobuf decodes as UTF-8 is not UTF-8 (torch: UnicodeDecodeError)."""
-
-    def __init__(self, name: str, exc: UnicodeDecodeError) -> None:
-        UnicodeDecodeError.__init__(
-            self, exc.encoding, exc.object, exc.start, exc.end, f"{name}: {exc.reason}"
-        )
 
 
 class SampleRateError(InvalidArgumentError, wave.Error, ValueError):

@@ -14,6 +14,15 @@ The tree::
     │   │                               where torch asserts "scalar should be 0D"
     │   ├── ArgumentShapeError          (also ValueError, AssertionError) an array of the wrong
     │   │                               shape or layout where torch asserts (dataformats, ...)
+    │   ├── ArgumentIndexError          (also ValueError, IndexError) torch indexes a too-short
+    │   │                               shape or list
+    │   ├── ArgumentKeyError            (also ValueError, KeyError) a mapping lacks a key torch
+    │   │                               looks up
+    │   ├── ArgumentZeroDivisionError   (also ValueError, ZeroDivisionError) torch divides by an
+    │   │                               empty size
+    │   ├── ArgumentDecodingError       (also UnicodeDecodeError) bytes that are not UTF-8
+    │   ├── (convert_plugins.SampleRateError, WaveHeaderRangeError: also wave.Error /
+    │   │    struct.error, defined there so that ``import summaryd`` does not load ``wave``)
     │   └── UnsupportedValueError       (also NotImplementedError) an object torch's make_np
     │                                   refuses (neither number, array nor tensor)
     ├── DaemonUnavailableError          no daemon answered within the bound (CLI, explicit waits)
@@ -69,6 +78,30 @@ class ScalarShapeError(InvalidArgumentError, ValueError, AssertionError):
 
 class ArgumentShapeError(InvalidArgumentError, ValueError, AssertionError):
     """An array argument has the wrong shape, rank or layout (torch asserts on it)."""
+
+
+class ArgumentIndexError(InvalidArgumentError, ValueError, IndexError):
+    """torch indexes a shape or a list that is too short (torch: IndexError)."""
+
+
+class ArgumentKeyError(InvalidArgumentError, ValueError, KeyError):
+    """torch subscripts a mapping argument with a key it lacks (torch: KeyError)."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; a message should read plainly
+        return str(self.args[0]) if self.args else ""
+
+
+class ArgumentZeroDivisionError(InvalidArgumentError, ValueError, ZeroDivisionError):
+    """torch divides by an empty dimension or a zero count (torch: ZeroDivisionError)."""
+
+
+class ArgumentDecodingError(InvalidArgumentError, UnicodeDecodeError):
+    """A bytes argument that protobuf decodes as UTF-8 is not UTF-8 (torch: UnicodeDecodeError)."""
+
+    def __init__(self, name: str, exc: UnicodeDecodeError) -> None:
+        UnicodeDecodeError.__init__(
+            self, exc.encoding, exc.object, exc.start, exc.end, f"{name}: {exc.reason}"
+        )
 
 
 class UnsupportedValueError(InvalidArgumentError, NotImplementedError):
