@@ -42,7 +42,7 @@ from summaryd.daemon import encode_numeric
 from summaryd.daemon.arrays import decode_arrays
 from summaryd.proto import summary_pb2
 
-from ..golden import GOLDEN, assert_golden
+from ..golden import assert_golden
 
 TAG = "numeric/tag"
 
@@ -100,28 +100,7 @@ def assert_same(our: Any, ref: Any) -> None:
         )
 
 
-def golden(request: pytest.FixtureRequest, name: str, message: Any) -> None:
-    """``tests/golden.py``'s ``assert_golden``.
-
-    That helper passes ``float_format`` to ``text_format.MessageToString``,
-    which protobuf 7 no longer has (TypeError; reported to its owner); until
-    it is fixed, the same comparison without that argument (protobuf 7's
-    default prints floats round-trippably).
-    """
-    try:
-        assert_golden(request, name, message)
-        return
-    except TypeError as exc:
-        if "float_format" not in str(exc):
-            raise
-    text = text_format.MessageToString(message, as_utf8=False)
-    path = GOLDEN / f"{name}.pbtxt"
-    if request.config.getoption("--update-golden"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return
-    assert path.exists(), f"no golden file {path}; create it with pytest --update-golden"
-    assert text == path.read_text(), f"{name}: encoder output differs from {path}"
+golden = assert_golden
 
 
 def _builtin_type(exc: BaseException) -> type[BaseException]:

@@ -685,25 +685,7 @@ def test_hparams_metric_values_checked_before_anything_is_written() -> None:
 # -- golden --------------------------------------------------------------------------------
 
 
-def assert_golden(request: pytest.FixtureRequest, name: str, message: Any) -> None:
-    """``tests/golden.py``'s check; while that helper passes ``float_format`` (gone from
-    protobuf 7's ``MessageToString``), the same check without it (shortest float repr)."""
-    try:
-        golden.assert_golden(request, name, message)
-        return
-    except TypeError as exc:
-        if "float_format" not in str(exc):
-            raise
-    from google.protobuf import text_format
-
-    text = text_format.MessageToString(message, as_utf8=False)
-    path = golden.GOLDEN / f"{name}.pbtxt"
-    if request.config.getoption("--update-golden"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return
-    assert path.exists(), f"no golden file {path}; create it with pytest --update-golden"
-    assert text == path.read_text(), f"{name}: encoder output differs from {path}"
+assert_golden = golden.assert_golden
 
 
 def test_golden_audio(request: pytest.FixtureRequest) -> None:
