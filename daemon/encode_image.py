@@ -109,6 +109,17 @@ def to_uint8(a: np.ndarray) -> np.ndarray:
         return x.astype(np.uint8)
 
 
+def _interleaved(hwc: np.ndarray) -> np.ndarray:
+    """``hwc`` made contiguous one channel at a time: numpy's generic strided copy of a
+    transposed CHW is ~7x slower than three plane-to-stride-3 copies."""
+    if hwc.flags.c_contiguous:
+        return hwc
+    out = np.empty(hwc.shape, hwc.dtype)
+    for c in range(hwc.shape[-1]):
+        out[..., c] = hwc[..., c]
+    return out
+
+
 def _grid(nchw: np.ndarray) -> np.ndarray:
     """torch's ``make_grid`` (``_utils.py``) for uint8 N3HW, straight to HWC.
 
@@ -122,7 +133,7 @@ def _grid(nchw: np.ndarray) -> np.ndarray:
         pad = np.zeros((nrows * ncols - n, c, h, w), np.uint8)
         nchw = np.concatenate([nchw, pad])
     grid = nchw.reshape(nrows, ncols, c, h, w).transpose(0, 3, 1, 4, 2)
-    return grid.reshape(nrows * h, ncols * w, c)
+    return _interleaved(grid).reshape(nrows * h, ncols * w, c)
 
 
 def pixels_hwc(a: np.ndarray, fmt: str) -> np.ndarray:
@@ -161,7 +172,7 @@ def pixels_hwc(a: np.ndarray, fmt: str) -> np.ndarray:
         x = x[:, :, None]
     if x.shape[2] == 1:
         return np.repeat(x, 3, axis=2)
-    return np.ascontiguousarray(x)
+    return _interleaved(x)
 
 
 def _image_summary(tag: str, hwc_shape: tuple[int, ...], encoded: bytes) -> Any:

@@ -10,7 +10,8 @@ target machine: Pillow ~28 ms at ``compress_level=1``, this ~10 ms).  The
 daemon has to keep up with ~80 images a second on two cores, so every row
 gets the "Up" filter (the difference with the row above, one numpy pass;
 smooth images compress well with it) and zlib runs with the ``Z_RLE``
-strategy, which is fast and loses little on already-filtered rows.  torch
+strategy, which is fast and loses little on already-filtered rows (with the
+``zlib-ng`` package installed, its deflate: ~2.4x faster, the same format).  torch
 does not pin PNG bytes, only what they decode to, and TensorBoard decodes
 them: the pixels are exactly the ones given (a unit test decodes with Pillow).
 
@@ -23,12 +24,26 @@ torch's for the same frames, palette included.
 
 from __future__ import annotations
 
+import importlib
 import io
 import struct
+import types
 import zlib
 from typing import Any
 
 import numpy as np
+
+
+def _deflate_module() -> types.ModuleType:
+    """zlib-ng's deflate when the ``zlib-ng`` package is installed (the same format, about
+    2.4x faster here), else the standard library's zlib."""
+    try:
+        return importlib.import_module("zlib_ng.zlib_ng")
+    except ImportError:  # pragma: no cover - depends on the installation
+        return zlib
+
+
+_deflate = _deflate_module()
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour type by channel count: grey, grey+alpha, RGB, RGBA.
@@ -74,7 +89,7 @@ def png(hwc_uint8: np.ndarray) -> bytes:
     raw[:, 0] = _FILTER_UP
     raw[0, 1:] = rows[0]
     np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])
-    z = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    z = _deflate.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
     data = z.compress(raw.data) + z.flush()
     header = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPE[c], 0, 0, 0)
     parts = [PNG_SIGNATURE, _chunk(b"IHDR", header)]

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .convert import _make_np, check_utf8, reraise
+from .convert import _is_torch_tensor, _make_np, check_utf8, reraise
 from .errors import (
     ArgumentAttributeError,
     ArgumentRangeError,
@@ -72,6 +72,14 @@ class ArgumentIndexError(InvalidArgumentError, IndexError):
 
 
 # -- shared checks ------------------------------------------------------------------
+
+
+def _np(x: Any, name: str) -> Any:
+    """torch's ``make_np``: ``convert._make_np``, and for a meta tensor (no data) torch's
+    stand-in ``np.random.randn(1)``, whose shape then fails the layout checks as in torch."""
+    if _is_torch_tensor(x) and getattr(x, "device", None) is not None and x.device.type == "meta":
+        return np.random.randn(1)
+    return _make_np(x, name)
 
 
 def _layout(shape: tuple[int, ...], dataformats: Any) -> str:
@@ -194,7 +202,7 @@ def image(img_tensor: Any, dataformats: Any) -> Payload:
     ArgumentTypeError (dataformats not a str of 2-4 letters, 5+ channels),
     ArgumentValueError (letters naming no axis, an empty image).
     """
-    arr = _make_np(img_tensor, "img_tensor")
+    arr = _np(img_tensor, "img_tensor")
     fmt = _layout(arr.shape, dataformats)
     _grid_checks(arr.shape, fmt, "img_tensor")
     arr = _numeric(arr, "img_tensor")
@@ -365,10 +373,10 @@ def image_with_boxes(
     few bytes); the labels torch would draw, resolved here; the rescaled size.
     """
     labels = _label_count(labels, box_tensor)
-    arr = _make_np(img_tensor, "img_tensor")
+    arr = _np(img_tensor, "img_tensor")
     fmt = _layout(arr.shape, dataformats)
     _grid_checks(arr.shape, fmt, "img_tensor")
-    boxes = _make_np(box_tensor, "box_tensor")
+    boxes = _np(box_tensor, "box_tensor")
     arr = _numeric(arr, "img_tensor")
     hwc = _hwc_shape(arr.shape, fmt)
     width, height = _rescaled(hwc, rescale)
@@ -494,7 +502,7 @@ def video(vid_tensor: Any, fps: Any) -> Payload:
     The video goes raw (N, T, C, H, W); the daemon lays out the grid, scales,
     picks moviepy's frames and writes the GIF.
     """
-    v = _make_np(vid_tensor, "vid_tensor")
+    v = _np(vid_tensor, "vid_tensor")
     if v.ndim != 5:
         raise ArgumentValueError(
             f"vid_tensor: expected 5 dimensions (N, T, C, H, W), got shape {v.shape}"

@@ -104,6 +104,14 @@ BAD_CALLS = [
     _bad("image-list", "img_tensor", lambda w: w.add_image("i", [[[0.5]]])),
     _bad("image-None", "img_tensor", lambda w: w.add_image("i", None)),
     _bad("image-dict", "img_tensor", lambda w: w.add_image("i", {})),
+    _bad(
+        "image-meta", "dataformats", lambda w: w.add_image("i", torch.empty(3, 4, 4, device="meta"))
+    ),
+    _bad(
+        "video-meta",
+        "vid_tensor",
+        lambda w: w.add_video("v", torch.empty(1, 2, 3, 4, 4, device="meta")),
+    ),
     _bad("image-str", "dataformats", lambda w: w.add_image("i", "abc")),
     _bad("image-float", "dataformats", lambda w: w.add_image("i", 0.5)),
     _bad("image-C5", "img_tensor", lambda w: w.add_image("i", np.zeros((5, 4, 4)))),

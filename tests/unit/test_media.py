@@ -174,3 +174,18 @@ def test_gif_durations_follow_torchs_unit_mixup() -> None:
 def test_gif_refuses(frames: Any, fps: Any, exc: type[Exception]) -> None:
     with pytest.raises(exc):
         media.gif(frames, fps)
+
+
+def test_png_with_either_deflate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The standard library's zlib and zlib-ng (when installed) write the same format."""
+    a = np.random.default_rng(5).integers(0, 256, (33, 20, 3), dtype=np.uint8)
+    modules = [zlib]
+    try:
+        from zlib_ng import zlib_ng
+
+        modules.append(zlib_ng)
+    except ImportError:  # pragma: no cover - depends on the installation
+        pass
+    for module in modules:
+        monkeypatch.setattr(media, "_deflate", module)
+        np.testing.assert_array_equal(decode_png(media.png(a))[1], a)
