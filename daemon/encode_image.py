@@ -211,7 +211,7 @@ def _size(params: dict[str, Any]) -> tuple[int, int]:
     if type(size) is not list or len(size) != 2 or any(type(s) is not int for s in size):
         raise TypeError("size must be [width, height] ints")
     w, h = size
-    if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE and w * h <= MAX_RESCALED_PIXELS):
+    if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
         raise ValueError(f"size {w}x{h} out of range")
     return w, h
 
@@ -295,6 +295,8 @@ def image_with_boxes(tag: str, params: dict[str, Any], arrays: list[np.ndarray])
         raise ValueError(f"boxes must have shape (N, 4), got {boxes.shape}")
     labels = _labels(p, len(boxes))
     hwc = pixels_hwc(img, fmt)
+    if width * height > max(MAX_RESCALED_PIXELS, hwc.shape[0] * hwc.shape[1]):
+        raise ValueError(f"size {width}x{height}: enlarging beyond {MAX_RESCALED_PIXELS} pixels")
     im = Image.fromarray(hwc)
     font = ImageFont.load_default() if labels is not None and any(labels) else None
     try:

@@ -19,7 +19,7 @@ or does not finish in reasonable time (the message says so):
   wider or taller than 65535: torch writes an undecodable GIF (moviepy's
   writer fails inside ``__del__``, the error is only printed); here they raise.
 * add_image_with_boxes: labels longer than ``MAX_LABEL_CHARS`` (or
-  ``MAX_LABELS_CHARS`` in all) and a rescaled image beyond
+  ``MAX_LABELS_CHARS`` in all) and a rescale enlarging the image beyond
   ``MAX_RESCALED_PIXELS`` raise ``ArgumentValueError`` (torch spends ~14 s
   drawing a 1e6-character label, or allocates the rescaled image);
   a label with a lone surrogate raises ``ArgumentEncodingError`` (it cannot
@@ -53,7 +53,7 @@ Payload = tuple[dict[str, Any], list[np.ndarray]]
 
 MAX_SIDE = (1 << 31) - 1  # PNG's largest width or height
 MAX_GIF_SIDE = 0xFFFF  # GIF stores sides in 16 bits
-MAX_RESCALED_PIXELS = 1 << 25  # add_image_with_boxes' rescaled image (128 MiB as RGBA)
+MAX_RESCALED_PIXELS = 1 << 24  # add_image_with_boxes' rescaled image: 4096x4096 (64 MiB RGBA)
 MAX_LABEL_CHARS = 4096  # ~20 ms of Pillow text drawing
 MAX_LABELS_CHARS = 1 << 16
 # Pillow stores a GIF frame's delay (ms, from 1/fps: see media.gif) as centiseconds in 16 bits.
@@ -350,15 +350,16 @@ def _rescaled(hwc: tuple[int, int, int], rescale: Any) -> tuple[int, int]:
     return width, height
 
 
-def _rescale_check(width: int, height: int) -> None:
-    """Pillow's ``resize``: sizes > 0 (ValueError), C longs (OverflowError)."""
+def _rescale_check(width: int, height: int, hwc: tuple[int, int, int]) -> None:
+    """Pillow's ``resize``: sizes > 0 (ValueError), C longs (OverflowError); and
+    summaryd's bound on enlarging (``MAX_RESCALED_PIXELS``, or the image's own size)."""
     if width <= 0 or height <= 0:
         raise ArgumentValueError(
             f"rescale: the rescaled image would be {width}x{height}; height and width must be > 0"
         )
     if width > MAX_SIDE or height > MAX_SIDE:
         raise ArgumentRangeError(f"rescale: a {width}x{height} image is too large")
-    if width * height > MAX_RESCALED_PIXELS:
+    if width * height > max(MAX_RESCALED_PIXELS, hwc[0] * hwc[1]):
         raise ArgumentValueError(
             f"rescale: a {width}x{height} image; summaryd draws up to {MAX_RESCALED_PIXELS} pixels"
         )
@@ -414,7 +415,7 @@ def image_with_boxes(
     else:
         boxes = np.zeros((0, 4), np.float32)
     _size_check(hwc, "img_tensor")  # an empty image: Pillow's resize or save refuses it
-    _rescale_check(width, height)
+    _rescale_check(width, height, hwc)
     params = {
         "dataformats": fmt,
         "size": [width, height],

@@ -49,6 +49,7 @@ from summaryd import convert_image  # noqa: E402
 from summaryd.arrays import array_parts  # noqa: E402
 from summaryd.daemon import encode_image  # noqa: E402
 from summaryd.daemon.arrays import decode_arrays  # noqa: E402
+from summaryd.errors import ArgumentValueError  # noqa: E402
 from summaryd.proto import summary_pb2  # noqa: E402
 
 from .. import golden  # noqa: E402
@@ -591,3 +592,20 @@ def test_encoder_cpu_per_512px_image_is_reported(capsys: pytest.CaptureFixture[s
     with capsys.disabled():
         print(f"\n[encode_image] CPU per 3x512x512 float32 image: {ms:.1f} ms (median of 5)")
     assert ms < 200
+
+
+def test_rescale_bound_never_refuses_the_images_own_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only enlarging past MAX_RESCALED_PIXELS is refused; an image larger than that at
+    rescale 1 (or shrunk) is drawn, in the caller and in the daemon."""
+    monkeypatch.setattr(convert_image, "MAX_RESCALED_PIXELS", 100)
+    monkeypatch.setattr(encode_image, "MAX_RESCALED_PIXELS", 100)
+    img, box = np.zeros((3, 12, 12), np.float32), np.array([[1, 1, 5, 5]])
+    for rescale in (1, 0.5):
+        payload = through_ring(convert_image.image_with_boxes(img, box, rescale, "CHW", None))
+        encode_image.image_with_boxes("b", *payload)
+    with pytest.raises(ArgumentValueError, match="rescale"):
+        convert_image.image_with_boxes(img, box, 1.1, "CHW", None)
+    params, arrays = through_ring(convert_image.image_with_boxes(img, box, 1, "CHW", None))
+    params["size"] = [13, 12]
+    with pytest.raises(ValueError, match="enlarging"):
+        encode_image.image_with_boxes("b", params, arrays)
