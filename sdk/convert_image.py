@@ -27,9 +27,6 @@ or does not finish in reasonable time (the message says so):
 * Arrays of dtypes the ring does not carry (complex, object, str, datetime)
   are converted to float32 here, as torch's ``astype(np.float32)`` would.
 
-torch raises ZeroDivisionError and IndexError for some inputs; the two
-classes below are those as summaryd argument errors (they belong in
-``errors.py``).
 """
 
 from __future__ import annotations
@@ -42,11 +39,13 @@ import numpy as np
 from .convert import _is_torch_tensor, _make_np, check_utf8, reraise
 from .errors import (
     ArgumentAttributeError,
+    ArgumentIndexError,
+    ArgumentKeyError,
     ArgumentRangeError,
     ArgumentShapeError,
     ArgumentTypeError,
     ArgumentValueError,
-    InvalidArgumentError,
+    ArgumentZeroDivisionError,
 )
 
 Payload = tuple[dict[str, Any], list[np.ndarray]]
@@ -61,14 +60,6 @@ MAX_GIF_DELAY_MS = 655350.0
 
 _ORDER = {4: "NCHW", 3: "HWC", 2: "HW"}
 _RING_KINDS = frozenset("biuf")
-
-
-class ArgumentZeroDivisionError(InvalidArgumentError, ZeroDivisionError):
-    """An argument makes torch divide by zero (an empty batch, fps 0): also ZeroDivisionError."""
-
-
-class ArgumentIndexError(InvalidArgumentError, IndexError):
-    """An argument is too short where torch indexes it (boxes, frames): also IndexError."""
 
 
 # -- shared checks ------------------------------------------------------------------
@@ -396,6 +387,8 @@ def image_with_boxes(
                 label = None if labels is None else labels[i]
             except IndexError:
                 raise ArgumentIndexError(f"labels: no item {i}") from None
+            except KeyError:
+                raise ArgumentKeyError(f"labels[{i}]: the labels mapping has no key {i}") from None
             except Exception as exc:
                 reraise(exc, f"labels[{i}]", "a str")
             if i == 0 and boxes.ndim > 2:
