@@ -14,19 +14,20 @@ torch's order so the same bad input raises the same type of exception here.
 Deliberate differences from torch, each where torch writes something broken
 or does not finish in reasonable time (the message says so):
 
-* add_video with an empty frame (C, H or W of 0), a non-positive or complex
-  fps, a delay GIF cannot store (fps below ~1.5e-6 per frame) or frames
-  wider or taller than 65535: torch writes an undecodable GIF (moviepy's
-  writer fails inside ``__del__``, the error is only printed); here they raise.
+* add_video with an empty frame (C, H or W of 0), a complex fps, a delay GIF
+  cannot store (fps below ~1.5e-6 per frame) or frames wider or taller than
+  65535: torch writes an undecodable GIF (moviepy's writer fails inside
+  ``__del__``, the error is only printed); here they raise.  A negative fps
+  raises too (torch shows a still of the last frame).
 * add_image_with_boxes: labels longer than ``MAX_LABEL_CHARS`` (or
   ``MAX_LABELS_CHARS`` in all) and a rescale enlarging the image beyond
   ``MAX_RESCALED_PIXELS`` raise ``ArgumentValueError`` (torch spends ~14 s
   drawing a 1e6-character label, or allocates the rescaled image);
   a label with a lone surrogate raises ``ArgumentEncodingError`` (it cannot
-  travel as UTF-8; torch draws a missing glyph).
+  travel as UTF-8; torch draws a missing glyph); a label at a corner beyond
+  a C long raises ``ArgumentValueError`` (torch: Pillow's SystemError).
 * Arrays of dtypes the ring does not carry (complex, object, str, datetime)
   are converted to float32 here, as torch's ``astype(np.float32)`` would.
-
 """
 
 from __future__ import annotations
