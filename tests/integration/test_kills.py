@@ -85,6 +85,58 @@ def test_random_sigkill_loses_no_reported_step(module_daemon: DaemonEnv, tmp_pat
     assert module_daemon.rings() == []
 
 
+MEDIA_TRIALS = 20
+# The tags of the peer's array records as TensorBoard stores them.
+MEDIA_TAGS = ("hist", "image", "images", "audio", "pr", "video")
+
+
+def test_random_sigkill_loses_no_reported_media_step(
+    module_daemon: DaemonEnv, tmp_path: Path
+) -> None:
+    """As above for every array kind, including blobs (a 1 MiB ring): each step
+    the peer reported is in the files once, and no ring or blob is left."""
+    rng = random.Random(4321)
+    peers = []
+    for trial in range(MEDIA_TRIALS):
+        log_dir = tmp_path / f"m{trial}"
+        env = module_daemon.env | {
+            "PEER_LOG_DIR": str(log_dir),
+            "SUMMARYD_RING_BYTES": str(1 << 20),
+        }
+        p = subprocess.Popen(
+            [sys.executable, str(PEERS / "log_media_and_report.py")],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert p.stdout is not None
+        target = rng.randrange(0, 60)
+        last = -1
+        for line in p.stdout:
+            last = int(line)
+            if last >= target:
+                break
+        time.sleep(rng.random() * 0.01)  # not a barrier: a random kill point
+        p.kill()
+        rest = p.stdout.read()
+        p.stdout.close()
+        p.wait()
+        peers.append((log_dir, max([last, *(int(x) for x in rest.split())])))
+    module_daemon.stop()
+    module_daemon.start()
+    lost = 0
+    for log_dir, reported in peers:
+        got = steps_by_tag(log_dir)
+        for prefix in (*MEDIA_TAGS, "big", "mesh"):
+            assert any(t.startswith(prefix) for t in got), f"{log_dir}: no {prefix} at all"
+        for tag, steps in got.items():
+            assert all(n == 1 for n in steps.values()), f"{log_dir}: duplicates in {tag}"
+            every = 7 if tag == "big" else 1
+            lost += sum(1 for s in range(0, reported + 1, every) if s not in steps)
+    assert lost == 0
+    assert module_daemon.rings() == []
+
+
 def test_sigterm_drains_writes_and_exits_zero(daemon: DaemonEnv, tmp_path: Path) -> None:
     w = SummaryWriter(tmp_path / "run")
     for i in range(20000):
