@@ -2,6 +2,7 @@
 """Media logging: summaryd vs torch.utils.tensorboard vs tensorboardX, in one run.
 
     python benchmarks/bench_media.py [--quick] [--json out.json] [--only calls|keepup]
+                                     [--cases image,audio,...] [--seconds S]
 
 Two benchmarks (see README.md, section "Media"):
 
