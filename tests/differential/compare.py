@@ -24,6 +24,7 @@ import os
 import pprint
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,7 @@ def assert_trees_equal(
     clock: Clock,
     *,
     suffix: str | None = None,
+    adjust: Callable[[event_pb2.Event], None] | None = None,
 ) -> tuple[dict[str, RunDir], dict[str, RunDir]]:
     """Both trees hold the same runs, file counts and events (TensorBoard's reading).
 
@@ -145,9 +147,17 @@ def assert_trees_equal(
     after each file's first (the bodies, concatenated in reading order), then
     each file's first event (``file_version`` record), all fields included.
     With ``suffix``, every event file name of both trees must end with it.
+    ``adjust`` may change each event of both trees first (to set aside a field
+    the caller compares its own way).
     """
     ref = read_tree(torch_root, natural_order=True)
     ours = read_tree(ours_root)
+    if adjust is not None:
+        for tree in (ref, ours):
+            for run in tree.values():
+                for evs in run.events:
+                    for e in evs:
+                        adjust(e)
     assert sorted(ours) == sorted(ref), (
         f"run directories differ: torch {sorted(ref)}, summaryd {sorted(ours)}"
     )

@@ -18,6 +18,7 @@ and the rejected calls leave no trace.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -109,7 +110,6 @@ def histogram_view(run_dir: Path, clock: Clock) -> dict[str, Any]:
                         h.histogram_value.max,
                         h.histogram_value.num,
                         h.histogram_value.sum,
-                        h.histogram_value.sum_squares,
                     ]
                 ),
                 _nan_safe(h.histogram_value.bucket_limit),
@@ -167,10 +167,42 @@ def assert_views_equal(tr: Path, ours: Path, clock: Clock, *plugins: str) -> dic
     return ref
 
 
+# ``sum_squares`` is ``values.dot(values)`` (BLAS ddot) in both writers, and ddot's
+# last bits depend on how many BLAS threads split the sum: torch computes it with
+# the trainer's thread count, the daemon with one (see ``loop.serve``), and no
+# daemon can know a trainer's.  TensorBoard shows no sum_squares; it is compared
+# to 1e-12 relative, and every other field exactly.
+SUM_SQUARES_RTOL = 1e-12
+
+
+def _sum_squares(tree: Path) -> list[tuple[str, str, int, float]]:
+    from .compare import read_tree
+
+    return [
+        (rel, v.tag, e.step, v.histo.sum_squares)
+        for rel, run in sorted(read_tree(tree).items())
+        for evs in run.events
+        for e in evs
+        for v in e.summary.value
+        if v.HasField("histo")
+    ]
+
+
+def _set_sum_squares_aside(e: Any) -> None:
+    for v in e.summary.value:
+        if v.HasField("histo"):
+            v.histo.sum_squares = 0.0
+
+
 def compare(tmp_path: Path, calls: Calls, *plugins: str) -> dict[str, Any]:
     clock = Clock()
     tr, ours = run_both(tmp_path, calls)
-    assert_trees_equal(tr, ours, clock)
+    ref_sq, our_sq = _sum_squares(tr), _sum_squares(ours)
+    assert [k[:3] for k in our_sq] == [k[:3] for k in ref_sq]
+    for (rel, tag, step, a), (_, _, _, b) in zip(ref_sq, our_sq, strict=True):
+        same = a == b or math.isnan(a) and math.isnan(b)
+        assert same or math.isclose(a, b, rel_tol=SUM_SQUARES_RTOL), (rel, tag, step, a, b)
+    assert_trees_equal(tr, ours, clock, adjust=_set_sum_squares_aside)
     return assert_views_equal(tr, ours, clock, *plugins)
 
 
