@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
 import numpy as np
 
 MAX_ARRAYS = 16
@@ -58,3 +59,39 @@ def decode_arrays(specs: Any, data: bytes | memoryview) -> list[np.ndarray]:
     if offset != len(data):
         raise ValueError(f"array data has {len(data) - offset} bytes the specs do not describe")
     return out
+
+
+_HEAD_MAX = 1 << 16  # bytes of a large record searched for its fields before the data
+_BIN = {0xC4: (1, 2), 0xC5: (2, 3), 0xC6: (4, 5)}  # bin 8/16/32: length bytes, header size
+
+
+def unpack_record(payload: bytes | memoryview) -> Any:
+    """msgpack-decode a ring record, leaving a large array record's data uncopied.
+
+    For an 8-item array whose last item is a bin, that item is returned as a
+    view of ``payload`` (``msgpack.unpackb`` would copy megabytes into a new
+    bytes object); everything else decodes as ``unpackb`` would.
+
+    Raises:
+        Whatever ``msgpack.unpackb`` raises for bytes that are not one msgpack object.
+    """
+    if len(payload) <= _HEAD_MAX:
+        return msgpack.unpackb(payload)
+    up = msgpack.Unpacker(raw=False, max_buffer_size=_HEAD_MAX)
+    up.feed(payload[:_HEAD_MAX])
+    try:
+        if up.read_array_header() != 8:
+            return msgpack.unpackb(payload)
+        items = [up.unpack() for _ in range(7)]
+    except (msgpack.OutOfData, ValueError, TypeError):
+        return msgpack.unpackb(payload)  # a head larger than _HEAD_MAX, or not an array
+    off = up.tell()
+    kind = _BIN.get(payload[off])
+    if kind is None:
+        return msgpack.unpackb(payload)  # a blob number, or not array data
+    width, header = kind
+    n = int.from_bytes(payload[off + 1 : off + 1 + width], "big")
+    if off + header + n != len(payload):
+        raise ValueError("record has bytes after its last item")
+    items.append(memoryview(payload)[off + header :])
+    return items

@@ -68,7 +68,7 @@ import msgpack
 from summaryd import wire
 
 from . import encode
-from .arrays import decode_arrays
+from .arrays import decode_arrays, unpack_record
 from .tfrecord import frame
 
 WRITE_CHUNK = 1 << 20
@@ -320,13 +320,20 @@ class Core:
             c.argv = argv
         return c
 
-    def records(self, cid: str, recs: list[tuple[int, int, bytes]], now: float) -> None:
+    def records(
+        self, cid: str, recs: list[tuple[int, int, bytes | memoryview]], now: float
+    ) -> None:
         """Feed ``(start, end, payload)`` records drained from a client's ring, in order."""
         if recs:
             self.batch(cid, [r[0] for r in recs], [r[2] for r in recs], recs[-1][1], now)
 
     def batch(
-        self, cid: str, starts: list[int], payloads: list[bytes], end: int, now: float
+        self,
+        cid: str,
+        starts: list[int],
+        payloads: list[bytes | memoryview],
+        end: int,
+        now: float,
     ) -> None:
         """Feed records drained from a client's ring: their start positions and
         payloads in ring order, and the position after the last one."""
@@ -335,6 +342,7 @@ class Core:
             return
         # The daemon's hot loop: locals only, one dict lookup per step.
         unpackb = msgpack.unpackb
+        unpack_large = unpack_record
         encoders = encode.RECORD_ENCODERS
         handlers = self._handlers
         unwritten = c.unwritten
@@ -343,7 +351,7 @@ class Core:
         n = 0
         for start, payload in zip(starts, payloads, strict=True):
             try:
-                rec = unpackb(payload)
+                rec = unpackb(payload) if len(payload) <= 65536 else unpack_large(payload)
                 if type(rec) is not list or not rec or type(rec[0]) is not int:
                     raise ValueError("record is not an array led by an int kind")
                 enc = encoders.get(rec[0])
@@ -711,7 +719,7 @@ class Core:
                 data = self._read_blob(c.cid, data)
             except OSError as exc:
                 raise ValueError(f"blob {rec[-1]} unreadable: {exc}") from None
-        elif type(data) is not bytes:
+        elif type(data) is not bytes and type(data) is not memoryview:
             raise TypeError("array record data must be bytes or a blob number")
         c.records += 1
         self.records_total += 1

@@ -60,6 +60,8 @@ MAX_CAPACITY = 1 << 32
 
 _FIXED = struct.Struct("<8sIIQQQ16s")  # magic .. session: offsets 0..55
 _REC = struct.Struct("<II")
+_LEN = struct.Struct("<I")
+_VIEW_ABOVE = 1 << 16  # payloads larger than this are returned as memoryviews
 # Indices into the header viewed as u64 words (offset // 8).
 _HEAD, _TAIL, _BELL, _DROPPED = 8, 16, 17, 24
 WAKE_BELL = 1  # the consumer sleeps: send it a bell message
@@ -259,7 +261,7 @@ class Ring:
         """Publish that every record before ``pos`` is in its event file."""
         self._q[_TAIL] = pos
 
-    def read(self, max_bytes: int) -> list[tuple[int, int, bytes]]:
+    def read(self, max_bytes: int) -> list[tuple[int, int, bytes | memoryview]]:
         """Records from ``read_pos`` up to head, as ``(start, end, payload)``.
 
         The convenient form of ``read_batch`` (same limits, same errors).
@@ -268,7 +270,7 @@ class Ring:
         ends = starts[1:] + [self.read_pos] if starts else []
         return list(zip(starts, ends, payloads, strict=True))
 
-    def read_batch(self, max_bytes: int) -> tuple[list[int], list[bytes]]:
+    def read_batch(self, max_bytes: int) -> tuple[list[int], list[bytes | memoryview]]:
         """Records from ``read_pos`` up to head (about ``max_bytes`` at most).
 
         Returns the start position and the payload of each record, and
@@ -288,10 +290,16 @@ class Ring:
         if avail < 0 or avail > cap or avail % ALIGN:
             raise RingCorruptError(f"ring head {head} inconsistent with position {pos}")
         avail = min(avail, max(max_bytes, ALIGN))
+        (first,) = _LEN.unpack_from(self._mm, HEADER_SIZE + (pos & self._mask))
+        first_end = (RECORD_HEADER + first + 7) & ~7
+        if avail < first_end and pos + first_end <= head:
+            # One record larger than max_bytes (an image, a histogram): copy it
+            # whole, once, and nothing after it.
+            avail = first_end
         region = self._copy(pos, avail)
         size = len(region)
         starts: list[int] = []
-        payloads: list[bytes] = []
+        payloads: list[bytes | memoryview] = []
         add_start = starts.append
         add_payload = payloads.append
         o = 0
@@ -315,7 +323,9 @@ class Ring:
                     size = len(region)
                     continue
                 break
-            payload = region[b:e]
+            # A large payload is a view of the region: a slice would copy
+            # megabytes of array data once more.
+            payload = region[b:e] if n <= _VIEW_ABOVE else memoryview(region)[b:e]
             if (crc32(payload) if n <= CHECKED else record_crc(payload)) != crc:
                 self.read_pos = pos + o
                 if starts:
