@@ -60,6 +60,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,6 +213,8 @@ class Run:
     # tag -> the client that logs it; tags reported as logged by two clients
     tags: dict[Any, str] = field(default_factory=dict)
     shared_tags: set[Any] = field(default_factory=set)
+    # array records in ``pending`` whose encoding has not filled their slot yet
+    encoding: int = 0
     # Where it lives in Core.runs: (log_dir, suffix), or a key of its own once a
     # resumed trainer's purge has retired it.
     key: Any = ()
@@ -265,17 +268,21 @@ class Core:
         linger: float = DEFAULT_LINGER,
         alive: Callable[[int, int], bool] | None = None,
         read_blob: Callable[[str, int], bytes | memoryview] | None = None,
-        map_jobs: Callable[..., Any] = map,
+        submit: Callable[[Callable[[Any], Any], Any], Future[Any]] | None = None,
     ) -> None:
         self.max_latency = max_latency
         # The loop's reader of a client's blob ``n`` (I/O stays at the edge).
         self._read_blob = read_blob
-        # Array records are encoded in batches (``_resolve_jobs``) through
-        # ``map_jobs``: the loop passes a thread pool's map, so PNG, GIF and
-        # histogram work runs on every core; results keep their slots in the
-        # runs' buffers, so each client's records reach the file in order.
-        self._map_jobs = map_jobs
-        self._jobs: list[tuple[Run, int, Client, list[Any], bytes | memoryview]] = []
+        # Array records are encoded off the loop: ``submit`` (the loop passes a
+        # thread pool's) starts each one as it is drained, so PNG, GIF and
+        # histogram work runs on every core while the loop keeps draining; the
+        # result fills the record's slot in its run's buffer, and a run is
+        # written only once all its slots are filled, so each client's records
+        # reach the file in order.  Without ``submit`` (tests) a record is
+        # encoded when its slot is needed.
+        self._submit = submit
+        # [run, slot index in run.pending, client, future or None, (rec, data)]
+        self._jobs: list[list[Any]] = []
         self.linger = linger
         # Whether a client's process still runs (pid, start ticks): the loop passes
         # paths.process_alive; None trusts ``gone`` alone.
@@ -501,7 +508,7 @@ class Core:
         ``write_failed``, then asks ``settle`` for tails and acknowledgements,
         so no tail passes a record whose write failed.
         """
-        self._resolve_jobs()
+        self._resolve_jobs(wait=False)
         for run in list(self.runs.values()):
             if run.idle_since is not None and now - run.idle_since >= self.linger:
                 self._end_run(run, now)
@@ -519,15 +526,15 @@ class Core:
             if c.force:
                 forced.update(c.unwritten)
         for run in list(self.runs.values()):
+            if not run.pending or run.retry_at > now:
+                continue
+            urgent = run.run_id in forced or now - run.oldest >= run.latency
+            if run.encoding and not urgent:
+                continue  # its encoders finish first (they wake the loop)
             if (
-                run.pending
-                and run.retry_at <= now
-                and (
-                    run.run_id in forced
-                    or (run.max_queue and len(run.pending) >= run.max_queue)
-                    or now - run.oldest >= run.latency
-                    or sum(map(len, run.pending)) >= WRITE_CHUNK
-                )
+                urgent
+                or (run.max_queue and len(run.pending) >= run.max_queue)
+                or sum(map(len, run.pending)) >= WRITE_CHUNK
             ):
                 actions.extend(self._write(run, now))
         for c in self.clients.values():
@@ -732,22 +739,30 @@ class Core:
         if tag and run.tags.get(tag) != c.cid:
             self._tag_owner(run, tag, c)
         self._add(run, c, start, now, b"")  # a slot, filled by _resolve_jobs
-        self._jobs.append((run, len(run.pending) - 1, c, rec, data))
+        work = (rec, data)
+        fut = self._submit(_encode_job, work) if self._submit is not None else None
+        self._jobs.append([run, len(run.pending) - 1, c, fut, work])
+        run.encoding += 1
 
-    def _resolve_jobs(self) -> None:
-        """Encode the queued array records (in parallel) into their slots."""
-        if not self._jobs:
-            return
-        jobs, self._jobs = self._jobs, []
-        work = [(rec, data) for _, _, _, rec, data in jobs]
-        results = list(
-            self._map_jobs(_encode_job, work) if len(work) > 1 else map(_encode_job, work)
-        )
-        for (run, i, c, _, _), res in zip(jobs, results, strict=True):
+    def _resolve_jobs(self, run: Run | None = None, *, wait: bool = True) -> None:
+        """Fill the slots of encoded array records: all finished ones, and with
+        ``wait`` also the unfinished ones (of ``run`` only, if given)."""
+        keep = []
+        for job in self._jobs:
+            jrun, i, c, fut, work = job
+            if fut is None:
+                res = _encode_job(work)
+            elif fut.done() or wait and (run is None or jrun is run):
+                res = fut.result()
+            else:
+                keep.append(job)
+                continue
+            jrun.encoding -= 1
             if isinstance(res, Exception):
                 self._malformed(c, res)
             else:
-                run.pending[i] = res
+                jrun.pending[i] = res
+        self._jobs = keep
 
     def _close(self, c: Client, rec: list[Any], start: int, now: float) -> None:
         _, wid = rec
@@ -837,8 +852,8 @@ class Core:
             run.clients.add(c.cid)
 
     def _write(self, run: Run, now: float) -> list[Action]:
-        if self._jobs:
-            self._resolve_jobs()
+        if run.encoding:
+            self._resolve_jobs(run)
         if not run.pending or run.purge_pending:  # no file yet: it waits for the purge
             return []
         data = b"".join(run.pending)
@@ -866,11 +881,13 @@ class Core:
         """The loop could not write ``act`` (it wrote nothing of it): keep its
         records pending, hold the tails behind them, retry after WRITE_RETRY,
         and tell the run's clients once per distinct error."""
-        self._resolve_jobs()
         run = next((r for r in self.runs.values() if r.run_id == act.run_id), None)
         if run is None:  # closed meanwhile (shutdown): the records stay in the rings
             return
         run.pending.insert(0, act.data)
+        for job in self._jobs:  # slots queued since the write moved one place on
+            if job[0] is run:
+                job[1] += 1
         run.oldest = min(run.oldest, now)
         run.records_written -= act.records
         run.bytes_written -= len(act.data)

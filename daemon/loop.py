@@ -26,7 +26,8 @@ import socket as pysocket
 import stat
 import struct
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,7 +120,7 @@ class Daemon:
             max_latency=max_latency,
             alive=process_alive,
             read_blob=self._read_blob,
-            map_jobs=self._pool.map,
+            submit=self._submit,
         )
         self.lock_fd = lock_fd
         self.attached: dict[str, Attached] = {}
@@ -186,6 +187,7 @@ class Daemon:
         os.chmod(self.loc.socket_path, 0o600)
         rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._wake_r = rfd
+        self._wake_w = wfd
         old_fd = signal.set_wakeup_fd(wfd)
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         # A file-size limit must fail the write (EFBIG), not kill the daemon.
@@ -211,6 +213,8 @@ class Daemon:
             for s, h in old.items():
                 signal.signal(s, h)
             signal.set_wakeup_fd(old_fd)
+            # No encoder may write to the wake pipe once its descriptor is reused.
+            self._pool.shutdown(wait=True, cancel_futures=True)
             os.close(rfd)
             os.close(wfd)
             self.sock.close(linger=0)
@@ -486,6 +490,18 @@ class Daemon:
                 and name not in self._rejected
             ):
                 self._attach(name, now)
+
+    def _submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
+        """Start an encoding job; its end wakes the loop to write the result."""
+        fut = self._pool.submit(fn, arg)
+        fut.add_done_callback(self._wake)
+        return fut
+
+    def _wake(self, _fut: Future[Any]) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full (the loop wakes anyway) or closed at exit
 
     @staticmethod
     def _unlink(path: str) -> None:

@@ -10,6 +10,7 @@ encoder computes, only on when and in which order its output is placed.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import msgpack
@@ -20,6 +21,7 @@ from summaryd import wire
 from summaryd.arrays import array_parts
 from summaryd.daemon import encode
 from summaryd.daemon.core import (
+    Ack,
     Append,
     Core,
     Notice,
@@ -65,15 +67,15 @@ def tags_values(data: bytes) -> list[tuple[str, float, int]]:
 
 
 def test_array_records_are_written_in_order_between_scalars() -> None:
-    calls: list[int] = []
+    """Encoders finish in any order; each record's events still take its place."""
+    futures: list[tuple[Future[Any], Any, Any]] = []
 
-    def pool_map(fn: Any, jobs: list[Any]) -> Iterator[Any]:
-        calls.append(len(jobs))
-        # a pool may finish jobs in any order; map's results keep the jobs' order
-        done = {i: fn(j) for i, j in reversed(list(enumerate(jobs)))}
-        return iter(done[i] for i in range(len(jobs)))
+    def submit(fn: Any, work: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        futures.append((fut, fn, work))
+        return fut
 
-    core = Core(map_jobs=pool_map)
+    core = Core(submit=submit)
     c = Client(core)
     c.send(
         T0,
@@ -83,9 +85,29 @@ def test_array_records_are_written_in_order_between_scalars() -> None:
         array_rec(c, "b", [3], 3),
         array_rec(c, "c", [4, 5, 6], 4),
     )
+    assert len(futures) == 3  # started as they were drained
+    futures[2][0].set_result(futures[2][1](futures[2][2]))
+    assert of(core.tick(T0 + 0.5), Append) == []  # not due, and "a", "b" are still encoding
+    for fut, fn, work in reversed(futures[:2]):
+        fut.set_result(fn(work))
     [app] = of(core.tick(T0 + 1), Append)
     assert tags_values(app.data) == [("a", 3.0, 1), ("s", 0.5, 2), ("b", 3.0, 3), ("c", 15.0, 4)]
-    assert calls == [3]  # one batch through the pool
+
+
+def test_a_due_run_waits_for_its_encoders() -> None:
+    """A flush (or the latency bound) writes the run once its encoders are done."""
+    pool = ThreadPoolExecutor(2)
+    try:
+        core = Core(submit=pool.submit)
+        c = Client(core)
+        c.send(T0, c.open(), *(array_rec(c, f"t{i}", [float(i)], i) for i in range(20)))
+        core.flush(c.cid, 1, c.pos)
+        acts = core.tick(T0)
+        [app] = of(acts, Append)
+        assert [t for t, _, _ in tags_values(app.data)] == [f"t{i}" for i in range(20)]
+        assert of(acts, Ack)
+    finally:
+        pool.shutdown()
 
 
 def test_a_refused_array_record_is_isolated() -> None:
