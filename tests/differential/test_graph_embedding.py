@@ -20,7 +20,7 @@ import io
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from werkzeug.test import Client
 from summaryd import SummaryWriter as OurWriter
 from summaryd.errors import ArgumentShapeError, ArgumentValueError
 
-from ..conftest import DaemonEnv, isolated_env
+from ..conftest import DaemonEnv
 from .compare import Clock, assert_trees_equal, events_of
 
 pytestmark = [
@@ -50,30 +50,6 @@ pytestmark = [
 
 Calls = Callable[[Any], None]
 CONFIG = "projector_config.pbtxt"
-
-
-@pytest.fixture(scope="module")
-def _module_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonEnv]:
-    """One real daemon for this module (as ``test_scalars_text.py``'s): a start costs ~0.5 s."""
-    with (
-        pytest.MonkeyPatch.context() as mp,
-        isolated_env(tmp_path_factory.mktemp("shared-daemon"), mp) as d,
-    ):
-        d.start()
-        yield d
-
-
-@pytest.fixture
-def shared_daemon(_module_daemon: DaemonEnv, monkeypatch: pytest.MonkeyPatch) -> DaemonEnv:
-    """The module's daemon, its environment in force for this test."""
-    from summaryd import client
-
-    for k in ("SUMMARYD_RUNTIME_DIR", "SUMMARYD_RING_PREFIX", "SUMMARYD_IDLE_EXIT"):
-        if os.environ.get(k) != _module_daemon.env[k]:
-            client.shutdown_client(0.0)
-            monkeypatch.setenv(k, _module_daemon.env[k])
-    monkeypatch.delenv("SUMMARYD_NO_SPAWN", raising=False)
-    return _module_daemon
 
 
 def run_both(tmp_path: Path, calls: Calls) -> tuple[Path, Path]:

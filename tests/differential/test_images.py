@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ from torch.utils.tensorboard import SummaryWriter as TorchWriter  # noqa: E402
 
 from summaryd import SummaryWriter as OurWriter  # noqa: E402
 
-from ..conftest import DaemonEnv, isolated_env  # noqa: E402
+from ..conftest import DaemonEnv  # noqa: E402
 from ..unit import test_convert_image as bad  # noqa: E402
 from .compare import LIVE, Clock, accumulate, normalise, read_tree  # noqa: E402
 
@@ -54,29 +53,6 @@ Calls = Callable[[Any], None]
 # Explicit wall times, far outside any test's time window (see compare.Clock).
 WT = 1_234_567_890.25
 WT2 = 1_000_000_000.5
-
-
-@pytest.fixture(scope="module")
-def _module_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonEnv]:
-    """One real daemon for this module (as test_scalars_text.py's: isolated, stopped by PID)."""
-    with (
-        pytest.MonkeyPatch.context() as mp,
-        isolated_env(tmp_path_factory.mktemp("image-daemon"), mp) as d,
-    ):
-        d.start()
-        yield d
-
-
-@pytest.fixture
-def shared_daemon(_module_daemon: DaemonEnv, monkeypatch: pytest.MonkeyPatch) -> DaemonEnv:
-    from summaryd import client
-
-    for k in ("SUMMARYD_RUNTIME_DIR", "SUMMARYD_RING_PREFIX", "SUMMARYD_IDLE_EXIT"):
-        if os.environ.get(k) != _module_daemon.env[k]:
-            client.shutdown_client(0.0)
-            monkeypatch.setenv(k, _module_daemon.env[k])
-    monkeypatch.delenv("SUMMARYD_NO_SPAWN", raising=False)
-    return _module_daemon
 
 
 def run_both(tmp_path: Path, calls: Calls) -> tuple[Path, Path]:

@@ -19,9 +19,8 @@ and the rejected calls leave no trace.
 from __future__ import annotations
 
 import math
-import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from torch.utils.tensorboard import SummaryWriter as TorchWriter
 
 from summaryd import SummaryWriter as OurWriter
 
-from ..conftest import DaemonEnv, isolated_env
+from ..conftest import DaemonEnv
 from ..unit import test_convert_numeric as bad
 from .compare import LIVE, Clock, accumulate, accumulator_view, assert_trees_equal
 
@@ -43,29 +42,6 @@ Calls = Callable[[Any], None]
 # Explicit wall times, far outside any test's time window (see compare.Clock).
 WT = 1_234_567_890.25
 WT2 = 1_000_000_000.5
-
-
-@pytest.fixture(scope="module")
-def _module_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonEnv]:
-    """One real daemon for this module (as test_scalars_text.py's: isolated, stopped by PID)."""
-    with (
-        pytest.MonkeyPatch.context() as mp,
-        isolated_env(tmp_path_factory.mktemp("numeric-daemon"), mp) as d,
-    ):
-        d.start()
-        yield d
-
-
-@pytest.fixture
-def shared_daemon(_module_daemon: DaemonEnv, monkeypatch: pytest.MonkeyPatch) -> DaemonEnv:
-    from summaryd import client
-
-    for k in ("SUMMARYD_RUNTIME_DIR", "SUMMARYD_RING_PREFIX", "SUMMARYD_IDLE_EXIT"):
-        if os.environ.get(k) != _module_daemon.env[k]:
-            client.shutdown_client(0.0)
-            monkeypatch.setenv(k, _module_daemon.env[k])
-    monkeypatch.delenv("SUMMARYD_NO_SPAWN", raising=False)
-    return _module_daemon
 
 
 def run_both(tmp_path: Path, calls: Calls) -> tuple[Path, Path]:

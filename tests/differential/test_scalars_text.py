@@ -19,7 +19,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from torch.utils.tensorboard import SummaryWriter as TorchWriter
 
 from summaryd import SummaryWriter as OurWriter
 
-from ..conftest import DaemonEnv, isolated_env
+from ..conftest import DaemonEnv
 from .compare import (
     LIVE,
     Clock,
@@ -53,37 +53,6 @@ Calls = Callable[[Any], None]
 WT_INT = 1_000_000_000
 WT_FLOAT = 1_234_567_890.123456
 WT_FUTURE = 4_102_444_800.5
-
-
-@pytest.fixture(scope="module")
-def _module_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonEnv]:
-    """One real daemon for this module's many small parametrized cases.
-
-    The same isolation as conftest's ``daemon_env`` + ``daemon`` (own runtime
-    dir and ring prefix, stopped by PID, rings removed), module-scoped: a
-    daemon start costs ~0.5 s, and the ~60 bad-input and bfloat16 cases would
-    otherwise spend most of this file's time budget starting daemons.
-    """
-    with (
-        pytest.MonkeyPatch.context() as mp,
-        isolated_env(tmp_path_factory.mktemp("shared-daemon"), mp) as d,
-    ):
-        d.start()
-        yield d
-
-
-@pytest.fixture
-def shared_daemon(_module_daemon: DaemonEnv, monkeypatch: pytest.MonkeyPatch) -> DaemonEnv:
-    """The module's daemon, its environment in force for this test (a ``daemon``
-    test in between has its own and restores ours when it ends)."""
-    from summaryd import client
-
-    for k in ("SUMMARYD_RUNTIME_DIR", "SUMMARYD_RING_PREFIX", "SUMMARYD_IDLE_EXIT"):
-        if os.environ.get(k) != _module_daemon.env[k]:
-            client.shutdown_client(0.0)
-            monkeypatch.setenv(k, _module_daemon.env[k])
-    monkeypatch.delenv("SUMMARYD_NO_SPAWN", raising=False)
-    return _module_daemon
 
 
 def run_both(tmp_path: Path, calls: Calls, **kwargs: Any) -> tuple[Path, Path]:
