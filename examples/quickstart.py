@@ -23,7 +23,11 @@ def main() -> None:
             if step % 100 == 0:
                 writer.add_scalars("eval", {"acc": 1 - loss / 2, "top5": 1 - loss / 4}, step)
                 # Media: the trainer only copies the arrays; the daemon bins and encodes.
-                weights = np.random.default_rng(step).normal(0, loss, 100_000).astype(np.float32)
+                weights = (
+                    np.random.default_rng(step)
+                    .normal(0, max(loss, 0.01), 100_000)
+                    .astype(np.float32)
+                )
                 writer.add_histogram("weights/fc1", weights, step)
                 y, x = np.mgrid[0:64, 0:64] / 64
                 image = np.stack([x, y, np.full_like(x, step / 1000)])  # CHW floats in [0, 1]
