@@ -29,7 +29,9 @@ def test_quickstart_logs_through_an_auto_started_daemon(
     )
     assert proc.returncode == 0, proc.stderr
     assert daemon_env.pid is not None  # the example started it
-    acc = EventAccumulator(str(tmp_path / "runs" / "quickstart"), size_guidance={"scalars": 0})
+    acc = EventAccumulator(
+        str(tmp_path / "runs" / "quickstart"), size_guidance={"scalars": 0, "images": 0}
+    )
     acc.Reload()
     tags = acc.Tags()
     assert set(tags["scalars"]) == {"train/loss", "train/lr"}
