@@ -25,6 +25,7 @@ special values against ``np.histogram``.
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 import numpy as np
@@ -253,6 +254,40 @@ def _trim(counts: np.ndarray, limits: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return counts, limits
 
 
+# float64 values an encoder thread keeps for reuse (16 MiB): see _as_float64.
+_SCRATCH_MIN, _SCRATCH_MAX = 1 << 16, 1 << 21
+_scratch = threading.local()
+
+
+def _as_float64(flat: np.ndarray) -> np.ndarray:
+    """``flat.astype(float)`` (``flat`` itself when it is float64 already), for mid-sized
+    arrays into a buffer this thread reuses: in the daemon's pool a fresh 8 MB array
+    for each 1e6-value histogram tends to come on fresh pages (glibc hands large
+    freed blocks back to the kernel), whose faults cost more than the cast.  Valid
+    until this thread's next histogram; only scalars and new arrays come out of it."""
+    if flat.dtype == np.float64 or not _SCRATCH_MIN <= flat.size <= _SCRATCH_MAX:
+        return flat.astype(np.float64, copy=False)
+    buf: np.ndarray | None = getattr(_scratch, "f64", None)
+    if buf is None or buf.size < flat.size:
+        buf = _scratch.f64 = np.empty(flat.size, np.float64)
+    a = buf[: flat.size]
+    np.copyto(a, flat, casting="unsafe")  # the same cast as astype
+    return a
+
+
+def _min_max(flat: np.ndarray, a: np.ndarray) -> tuple[float, float]:
+    """``a.min(), a.max()`` for ``a = flat.astype(float)``, read from float32 ``flat`` when
+    it is float32: the cast to float64 is exact and monotonic, so the extremes are the
+    casts of float32's (half the bytes to read).  Two cases come from ``a`` itself, as
+    torch's do: a NaN (both are NaN; its bits are the ones numpy picks there) and a zero
+    (which of -0.0 and 0.0 wins depends on the SIMD lanes, 8 for float32, 4 for float64)."""
+    if flat.dtype == np.float32:
+        lo, hi = flat.min(), flat.max()
+        if lo == lo and hi == hi and lo != 0 and hi != 0:
+            return float(lo), float(hi)
+    return float(a.min()), float(a.max())
+
+
 def histogram(tag: str, params: dict[str, Any], arrays: list[np.ndarray]) -> list[Any]:
     """HISTOGRAM: torch's ``summary.histogram`` (``make_histogram``) as ``Summary.Value.histo``.
 
@@ -273,13 +308,14 @@ def histogram(tag: str, params: dict[str, Any], arrays: list[np.ndarray]) -> lis
     if values.size == 0:
         raise ValueError("The input has no element.")
     flat = values.reshape(-1)
-    a = flat.astype(np.float64, copy=False)  # torch: values.astype(float)
+    a = _as_float64(flat)  # torch: values.astype(float)
     counts, limits = _counts_and_limits(bins, flat, a, arrays)
     counts, limits = _trim(*_merge(counts, limits, max_bins))
     with np.errstate(all="ignore"):
+        lo, hi = _min_max(flat, a)
         hist = summary_pb2.HistogramProto(
-            min=a.min(),
-            max=a.max(),
+            min=lo,
+            max=hi,
             num=len(a),
             sum=a.sum(),
             sum_squares=a.dot(a),

@@ -56,10 +56,14 @@ _FILTER_UP = 2
 MAX_GIF_DELAY_MS = 655350.0
 
 
-def _chunk(kind: bytes, data: bytes | memoryview) -> bytes:
-    # length, type, data, CRC-32 of type + data (PNG spec section 5.3)
-    crc = zlib.crc32(data, zlib.crc32(kind))
-    return b"".join((struct.pack(">I", len(data)), kind, data, struct.pack(">I", crc)))
+def _chunk(kind: bytes, *parts: bytes | memoryview) -> list[bytes | memoryview]:
+    """A chunk as pieces to join once: length, type, data, CRC-32 of type + data (PNG spec
+    section 5.3); the data may come in parts (the deflate output), never concatenated here."""
+    crc = _deflate.crc32(kind)
+    for part in parts:
+        crc = _deflate.crc32(part, crc)
+    size = sum(len(part) for part in parts)
+    return [struct.pack(">I", size), kind, *parts, struct.pack(">I", crc)]
 
 
 def png(hwc_uint8: np.ndarray) -> bytes:
@@ -90,13 +94,17 @@ def png(hwc_uint8: np.ndarray) -> bytes:
     raw[0, 1:] = rows[0]
     np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])
     z = _deflate.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    data = z.compress(raw.data) + z.flush()
+    deflated = [z.compress(raw.data), z.flush()]
     header = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPE[c], 0, 0, 0)
-    parts = [PNG_SIGNATURE, _chunk(b"IHDR", header)]
-    view = memoryview(data)
-    for off in range(0, len(data), _IDAT_MAX):
-        parts.append(_chunk(b"IDAT", view[off : off + _IDAT_MAX]))
-    parts.append(_chunk(b"IEND", b""))
+    parts = [PNG_SIGNATURE, *_chunk(b"IHDR", header)]
+    if sum(len(d) for d in deflated) <= _IDAT_MAX:
+        # The usual case: one IDAT straight from deflate's pieces; the PNG is the one copy.
+        parts += _chunk(b"IDAT", *deflated)
+    else:
+        view = memoryview(b"".join(deflated))
+        for off in range(0, len(view), _IDAT_MAX):
+            parts += _chunk(b"IDAT", view[off : off + _IDAT_MAX])
+    parts += _chunk(b"IEND")
     return b"".join(parts)
 
 

@@ -675,3 +675,26 @@ def test_absurd_counts_refused() -> None:
         encode_numeric.tensor(
             TAG, {"dtype": "float32", "shape": [1 << 40, 1 << 40]}, [_read_only(np.zeros(1, "f4"))]
         )
+
+
+@pytest.mark.parametrize("n", [10, 1 << 16, 300_000])
+@pytest.mark.parametrize("case", ["zeros", "neg_zeros", "nan", "plain"])
+def test_min_max_and_float64_scratch_as_astype(n: int, case: str) -> None:
+    """min/max read from float32 and the reused float64 buffer give astype(float)'s bits:
+    signed zeros and NaN come from the float64 array, as torch's."""
+    rng = np.random.default_rng(n)
+    x = np.abs(rng.standard_normal(n)).astype(np.float32)
+    if case in ("zeros", "neg_zeros"):
+        x[rng.integers(0, n, 5)] = np.float32(0.0)
+        x[rng.integers(0, n, 5)] = np.float32(-0.0)
+        if case == "neg_zeros":
+            x = -x
+    elif case == "nan":
+        x[rng.integers(0, n, 3)] = np.float32("nan")
+    ref = x.astype(float)
+    for _ in range(2):  # the second call reuses the thread's buffer
+        a = encode_numeric._as_float64(x)
+        assert a.tobytes() == ref.tobytes()
+        lo, hi = encode_numeric._min_max(x, a)
+        assert np.float64(lo).tobytes() == ref.min().tobytes()
+        assert np.float64(hi).tobytes() == ref.max().tobytes()
