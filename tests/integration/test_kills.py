@@ -42,33 +42,36 @@ def steps_by_tag(log_dir: Path) -> dict[str, Counter[int]]:
     return out
 
 
+def kill_at_random(peer: str, env: dict[str, str], rng: random.Random, last_target: int) -> int:
+    """Run a peer that prints each step it logged, SIGKILL it at a random moment
+    after a random step, and return the last step it reported."""
+    p = subprocess.Popen(
+        [sys.executable, str(PEERS / peer)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert p.stdout is not None
+    target = rng.randrange(0, last_target)
+    last = -1
+    for line in p.stdout:
+        last = int(line)
+        if last >= target:
+            break
+    # Kill at a random moment after the target step (the child keeps logging).
+    time.sleep(rng.random() * 0.01)  # not a barrier: a random kill point
+    p.kill()
+    # Steps it reported after `last` count too: read what is left in the pipe.
+    rest = p.stdout.read()
+    p.stdout.close()
+    p.wait()
+    return max([last, *(int(x) for x in rest.split())])
+
+
 def test_random_sigkill_loses_no_reported_step(module_daemon: DaemonEnv, tmp_path: Path) -> None:
     rng = random.Random(1234)
     peers = []
     for trial in range(TRIALS):
         log_dir = tmp_path / f"t{trial}"
         env = module_daemon.env | {"PEER_LOG_DIR": str(log_dir)}
-        p = subprocess.Popen(
-            [sys.executable, str(PEERS / "log_and_report.py")],
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert p.stdout is not None
-        target = rng.randrange(0, 3000)
-        last = -1
-        for line in p.stdout:
-            last = int(line)
-            if last >= target:
-                break
-        # Kill at a random moment after the target step (the child keeps logging).
-        time.sleep(rng.random() * 0.01)  # not a barrier: a random kill point
-        p.kill()
-        # Steps it reported after `last` count too: read what is left in the pipe.
-        rest = p.stdout.read()
-        p.stdout.close()
-        p.wait()
-        reported = max([last, *(int(x) for x in rest.split())])
+        reported = kill_at_random("log_and_report.py", env, rng, 3000)
         peers.append((log_dir, reported))
     # Every dead client's ring is drained when the daemon notices the death; a
     # graceful stop makes that happen now for all of them.
@@ -103,25 +106,7 @@ def test_random_sigkill_loses_no_reported_media_step(
             "PEER_LOG_DIR": str(log_dir),
             "SUMMARYD_RING_BYTES": str(1 << 20),
         }
-        p = subprocess.Popen(
-            [sys.executable, str(PEERS / "log_media_and_report.py")],
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert p.stdout is not None
-        target = rng.randrange(0, 60)
-        last = -1
-        for line in p.stdout:
-            last = int(line)
-            if last >= target:
-                break
-        time.sleep(rng.random() * 0.01)  # not a barrier: a random kill point
-        p.kill()
-        rest = p.stdout.read()
-        p.stdout.close()
-        p.wait()
-        peers.append((log_dir, max([last, *(int(x) for x in rest.split())])))
+        peers.append((log_dir, kill_at_random("log_media_and_report.py", env, rng, 60)))
     module_daemon.stop()
     module_daemon.start()
     lost = 0
