@@ -172,6 +172,18 @@ Action = (
 )
 
 
+def _project_job(
+    job: tuple[Callable[..., None], str, dict[str, Any], list[Any]],
+) -> bytes | Exception:
+    """An add_embedding record's files (the loop's writer); no event bytes."""
+    project, log_dir, params, arrays = job
+    try:
+        project(log_dir, params, arrays)
+    except Exception as exc:
+        return exc
+    return b""
+
+
 def _encode_job(job: tuple[list[Any], bytes | memoryview]) -> bytes | Exception:
     """One array record's framed events, or the exception that refused it
     (returned, not raised: jobs run in a pool and one bad record must not
@@ -269,6 +281,7 @@ class Core:
         alive: Callable[[int, int], bool] | None = None,
         read_blob: Callable[[str, int], bytes | memoryview] | None = None,
         submit: Callable[[Callable[[Any], Any], Any], Future[Any]] | None = None,
+        project: Callable[[str, dict[str, Any], list[Any]], None] | None = None,
     ) -> None:
         self.max_latency = max_latency
         # The loop's reader of a client's blob ``n`` (I/O stays at the edge).
@@ -281,6 +294,10 @@ class Core:
         # reach the file in order.  Without ``submit`` (tests) a record is
         # encoded when its slot is needed.
         self._submit = submit
+        # The loop's writer of add_embedding's files (I/O at the edge); with a
+        # pool it runs there like an encoding, its record's slot held empty so
+        # the tail waits for the files.  Without (tests), a WriteProjector action.
+        self._project = project
         # [run, slot index in run.pending, client, future or None, (rec, data)]
         self._jobs: list[list[Any]] = []
         self.linger = linger
@@ -539,6 +556,9 @@ class Core:
                 actions.extend(self._write(run, now))
         for c in self.clients.values():
             c.force = False
+        # Notices of array records that failed while a write waited for them.
+        actions.extend(self._actions)
+        self._actions = []
         return actions
 
     def settle(self, now: float) -> list[Action]:
@@ -731,9 +751,17 @@ class Core:
         c.records += 1
         self.records_total += 1
         if rec[0] == wire.EMBEDDING:
-            # Files, not events: written by the loop before this tick's tails move.
+            # Files, not events; the tail passes the record only once they are written.
             arrays = decode_arrays(rec[6], data)
-            self._actions.append(WriteProjector(c.cid, run.log_dir, rec[5], arrays))
+            if self._submit is None or self._project is None:
+                self._actions.append(WriteProjector(c.cid, run.log_dir, rec[5], arrays))
+                return
+            self._add(run, c, start, now, b"")
+            files = (self._project, run.log_dir, rec[5], arrays)
+            self._jobs.append(
+                [run, len(run.pending) - 1, c, self._submit(_project_job, files), files]
+            )
+            run.encoding += 1
             return
         tag = rec[2]
         if tag and run.tags.get(tag) != c.cid:

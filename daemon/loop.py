@@ -26,6 +26,7 @@ import signal
 import socket as pysocket
 import stat
 import struct
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -133,6 +134,7 @@ class Daemon:
         self.idle_exit = idle_exit
         # Encoding threads for images, histograms, ... (numpy, zlib and Pillow
         # release the GIL): the daemon keeps up with media on every core.
+        self._projector_locks: dict[str, threading.Lock] = {}
         self._pool = ThreadPoolExecutor(
             max_workers=min(4, max(2, os.cpu_count() or 2)), thread_name_prefix="encode"
         )
@@ -141,6 +143,7 @@ class Daemon:
             alive=process_alive,
             read_blob=self._read_blob,
             submit=self._submit,
+            project=self._project,
         )
         self.lock_fd = lock_fd
         self.attached: dict[str, Attached] = {}
@@ -587,43 +590,53 @@ class Daemon:
                 self._unlink(self.loc.ring_path(name))
 
     def _write_projector(self, act: WriteProjector) -> None:
-        """add_embedding: the projector files, each written whole (temp, rename)."""
-        root = os.path.realpath(act.log_dir)
-        config = os.path.join(root, "projector_config.pbtxt")
+        """add_embedding without a pool (the core's fallback): write, or tell the client."""
         try:
-            try:
-                with open(config, encoding="utf-8") as f:
-                    # One character over the limit is enough for the merge to refuse it.
-                    existing: str | None = f.read(projector.MAX_CONFIG_CHARS + 1)
-            except FileNotFoundError:
-                existing = None
-            files = projector.embedding_files(act.params, act.arrays, existing)
-            for rel, data in files.items():
-                if (
-                    not isinstance(rel, str)
-                    or "\0" in rel
-                    or os.path.isabs(rel)
-                    or os.path.normpath(rel) != rel
-                    or rel.split(os.sep)[0] == ".."
-                ):
-                    raise ValueError(f"projector file path {rel!r} is not inside the log dir")
-                path = os.path.join(root, rel)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                tmp = f"{path}.summaryd-tmp"
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
+            self._project(act.log_dir, act.params, act.arrays)
         except Exception as exc:
-            log.warning("embedding for %s not written: %s", act.log_dir, exc)
-            self._notify(
-                act.cid,
-                {
-                    "t": "notice",
-                    "level": "warning",
-                    "msg": f"add_embedding into {act.log_dir} not written: "
-                    f"{exc.__class__.__name__}: {exc}",
-                },
-            )
+            self._notify(act.cid, {"t": "notice", "level": "warning", "msg": str(exc)})
+
+    def _project(self, log_dir: str, params: dict[str, Any], arrays: list[Any]) -> None:
+        """add_embedding: the projector files, each written whole (temp, rename).
+
+        Runs in the encoding pool (tensors.tsv of a large matrix takes seconds,
+        which the loop must not spend); one lock per log dir, because the
+        config is read, merged and written back.
+
+        Raises:
+            ValueError: nothing or not everything was written (the message says why).
+        """
+        root = os.path.realpath(log_dir)
+        config = os.path.join(root, "projector_config.pbtxt")
+        with self._projector_locks.setdefault(root, threading.Lock()):
+            try:
+                try:
+                    with open(config, encoding="utf-8") as f:
+                        # One character over the limit is enough for the merge to refuse it.
+                        existing: str | None = f.read(projector.MAX_CONFIG_CHARS + 1)
+                except FileNotFoundError:
+                    existing = None
+                files = projector.embedding_files(params, arrays, existing)
+                for rel, data in files.items():
+                    if (
+                        not isinstance(rel, str)
+                        or "\0" in rel
+                        or os.path.isabs(rel)
+                        or os.path.normpath(rel) != rel
+                        or rel.split(os.sep)[0] == ".."
+                    ):
+                        raise ValueError(f"projector file path {rel!r} is not inside the log dir")
+                    path = os.path.join(root, rel)
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    tmp = f"{path}.summaryd-tmp"
+                    with open(tmp, "wb") as f:
+                        f.write(data)
+                    os.replace(tmp, path)
+            except Exception as exc:
+                log.warning("embedding for %s not written: %s", log_dir, exc)
+                raise ValueError(
+                    f"add_embedding into {log_dir} not written: {exc.__class__.__name__}: {exc}"
+                ) from None
 
     def _drain(self, now: float) -> bool:
         any_records = False

@@ -9,6 +9,7 @@ encoder computes, only on when and in which order its output is placed.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -31,7 +32,7 @@ from summaryd.daemon.core import (
 )
 from summaryd.proto import summary_pb2
 
-from .test_core import T0, WALL, Client, events, of
+from .test_core import LOG, T0, WALL, Client, events, of
 
 
 def _sum_encoder(tag: str, params: dict[str, Any], arrays: list[np.ndarray]) -> list[Any]:
@@ -210,3 +211,41 @@ def test_embedding_is_a_file_action_before_the_tail_moves() -> None:
     assert proj.log_dir.endswith("run") and proj.params == {"subdir": "00000/emb"}
     np.testing.assert_array_equal(proj.arrays[0], [1.0, 2.0])
     assert acts.index(proj) < acts.index(of(acts, SetTail)[-1])
+
+
+def test_with_a_pool_embedding_files_are_written_there_and_hold_the_tail() -> None:
+    """The projector's files (seconds of work for a large matrix) are written in
+    the pool, not the loop; the ring's tail passes the record only after them,
+    and a failure is a notice to the client."""
+    written: list[tuple[str, dict[str, Any]]] = []
+    release = threading.Event()
+
+    def project(log_dir: str, params: dict[str, Any], arrays: list[Any]) -> None:
+        assert release.wait(10)
+        if params.get("fail"):
+            raise ValueError("add_embedding into x not written: disk on fire")
+        written.append((log_dir, params))
+
+    pool = ThreadPoolExecutor(2)
+    try:
+        core = Core(submit=pool.submit, project=project)
+        c = Client(core)
+        c.send(T0, c.open())
+        core.tick(T0 + 1)  # the file's first record written
+        before = c.pos
+        c.send(
+            T0 + 1,
+            array_rec(c, "", [1.0], kind=wire.EMBEDDING, params={"subdir": "00000/a"}),
+            array_rec(c, "", [1.0], kind=wire.EMBEDDING, params={"fail": True}),
+        )
+        acts = core.plan_writes(T0 + 1.5) + core.settle(T0 + 1.5)  # not due: no waiting
+        assert of(acts, WriteProjector) == [] and written == []
+        assert all(t.pos <= before for t in of(acts, SetTail))
+        release.set()
+        acts = core.tick(T0 + 3)
+        assert written == [(LOG, {"subdir": "00000/a"})]
+        assert any("disk on fire" in n.msg for n in of(acts, Notice))
+        assert [t.pos for t in of(acts, SetTail)] == [c.pos]
+    finally:
+        release.set()
+        pool.shutdown()
