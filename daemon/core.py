@@ -282,6 +282,7 @@ class Core:
         read_blob: Callable[[str, int], bytes | memoryview] | None = None,
         submit: Callable[[Callable[[Any], Any], Any], Future[Any]] | None = None,
         project: Callable[[str, dict[str, Any], list[Any]], None] | None = None,
+        submit_in_order: Callable[[Callable[[Any], Any], Any], Future[Any]] | None = None,
     ) -> None:
         self.max_latency = max_latency
         # The loop's reader of a client's blob ``n`` (I/O stays at the edge).
@@ -298,6 +299,9 @@ class Core:
         # pool it runs there like an encoding, its record's slot held empty so
         # the tail waits for the files.  Without (tests), a WriteProjector action.
         self._project = project
+        # Projector jobs run one at a time, in record order (each merges into the
+        # log dir's config: torch lists embeddings in call order).
+        self._submit_in_order = submit_in_order or submit
         # [run, slot index in run.pending, client, future or None, (rec, data)]
         self._jobs: list[list[Any]] = []
         self.linger = linger
@@ -753,13 +757,13 @@ class Core:
         if rec[0] == wire.EMBEDDING:
             # Files, not events; the tail passes the record only once they are written.
             arrays = decode_arrays(rec[6], data)
-            if self._submit is None or self._project is None:
+            if self._submit_in_order is None or self._project is None:
                 self._actions.append(WriteProjector(c.cid, run.log_dir, rec[5], arrays))
                 return
             self._add(run, c, start, now, b"")
             files = (self._project, run.log_dir, rec[5], arrays)
             self._jobs.append(
-                [run, len(run.pending) - 1, c, self._submit(_project_job, files), files]
+                [run, len(run.pending) - 1, c, self._submit_in_order(_project_job, files), files]
             )
             run.encoding += 1
             return

@@ -26,7 +26,6 @@ import signal
 import socket as pysocket
 import stat
 import struct
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -134,7 +133,7 @@ class Daemon:
         self.idle_exit = idle_exit
         # Encoding threads for images, histograms, ... (numpy, zlib and Pillow
         # release the GIL): the daemon keeps up with media on every core.
-        self._projector_locks: dict[str, threading.Lock] = {}
+        self._serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="files")
         self._pool = ThreadPoolExecutor(
             max_workers=min(4, max(2, os.cpu_count() or 2)), thread_name_prefix="encode"
         )
@@ -144,6 +143,7 @@ class Daemon:
             read_blob=self._read_blob,
             submit=self._submit,
             project=self._project,
+            submit_in_order=self._submit_in_order,
         )
         self.lock_fd = lock_fd
         self.attached: dict[str, Attached] = {}
@@ -240,6 +240,7 @@ class Daemon:
             signal.set_wakeup_fd(old_fd)
             # No encoder may write to the wake pipe once its descriptor is reused.
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._serial.shutdown(wait=True, cancel_futures=True)
             os.close(rfd)
             os.close(wfd)
             self.sock.close(linger=0)
@@ -346,6 +347,7 @@ class Daemon:
         for a in self.attached.values():
             a.ring.close()
         self._pool.shutdown(wait=True)
+        self._serial.shutdown(wait=True)
         self._save_state(None)
         if self._state_fd is not None:
             os.close(self._state_fd)
@@ -523,6 +525,12 @@ class Daemon:
         fut.add_done_callback(self._wake)
         return fut
 
+    def _submit_in_order(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
+        """As ``_submit``, on one thread: jobs run one at a time, in submission order."""
+        fut = self._serial.submit(fn, arg)
+        fut.add_done_callback(self._wake)
+        return fut
+
     def _wake(self, _fut: Future[Any]) -> None:
         # One byte per wake-up, not per finished job: the loop clears the flag
         # when it reads the pipe (a race only costs one extra byte).
@@ -599,44 +607,43 @@ class Daemon:
     def _project(self, log_dir: str, params: dict[str, Any], arrays: list[Any]) -> None:
         """add_embedding: the projector files, each written whole (temp, rename).
 
-        Runs in the encoding pool (tensors.tsv of a large matrix takes seconds,
-        which the loop must not spend); one lock per log dir, because the
-        config is read, merged and written back.
+        Runs on the daemon's one "files" thread (tensors.tsv of a large matrix
+        takes seconds, which the loop must not spend), one record at a time in
+        record order: each reads, merges and writes back the log dir's config.
 
         Raises:
             ValueError: nothing or not everything was written (the message says why).
         """
         root = os.path.realpath(log_dir)
         config = os.path.join(root, "projector_config.pbtxt")
-        with self._projector_locks.setdefault(root, threading.Lock()):
+        try:
             try:
-                try:
-                    with open(config, encoding="utf-8") as f:
-                        # One character over the limit is enough for the merge to refuse it.
-                        existing: str | None = f.read(projector.MAX_CONFIG_CHARS + 1)
-                except FileNotFoundError:
-                    existing = None
-                files = projector.embedding_files(params, arrays, existing)
-                for rel, data in files.items():
-                    if (
-                        not isinstance(rel, str)
-                        or "\0" in rel
-                        or os.path.isabs(rel)
-                        or os.path.normpath(rel) != rel
-                        or rel.split(os.sep)[0] == ".."
-                    ):
-                        raise ValueError(f"projector file path {rel!r} is not inside the log dir")
-                    path = os.path.join(root, rel)
-                    os.makedirs(os.path.dirname(path), exist_ok=True)
-                    tmp = f"{path}.summaryd-tmp"
-                    with open(tmp, "wb") as f:
-                        f.write(data)
-                    os.replace(tmp, path)
-            except Exception as exc:
-                log.warning("embedding for %s not written: %s", log_dir, exc)
-                raise ValueError(
-                    f"add_embedding into {log_dir} not written: {exc.__class__.__name__}: {exc}"
-                ) from None
+                with open(config, encoding="utf-8") as f:
+                    # One character over the limit is enough for the merge to refuse it.
+                    existing: str | None = f.read(projector.MAX_CONFIG_CHARS + 1)
+            except FileNotFoundError:
+                existing = None
+            files = projector.embedding_files(params, arrays, existing)
+            for rel, data in files.items():
+                if (
+                    not isinstance(rel, str)
+                    or "\0" in rel
+                    or os.path.isabs(rel)
+                    or os.path.normpath(rel) != rel
+                    or rel.split(os.sep)[0] == ".."
+                ):
+                    raise ValueError(f"projector file path {rel!r} is not inside the log dir")
+                path = os.path.join(root, rel)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = f"{path}.summaryd-tmp"
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+        except Exception as exc:
+            log.warning("embedding for %s not written: %s", log_dir, exc)
+            raise ValueError(
+                f"add_embedding into {log_dir} not written: {exc.__class__.__name__}: {exc}"
+            ) from None
 
     def _drain(self, now: float) -> bool:
         any_records = False

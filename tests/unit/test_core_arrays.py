@@ -249,3 +249,44 @@ def test_with_a_pool_embedding_files_are_written_there_and_hold_the_tail() -> No
     finally:
         release.set()
         pool.shutdown()
+
+
+def test_embedding_files_go_to_the_in_order_executor() -> None:
+    """Each embedding merges into its log dir's config, so their jobs run one at a
+    time in record order (torch lists embeddings in call order), apart from the
+    encoding pool."""
+    encoding = ThreadPoolExecutor(2)
+    serial = ThreadPoolExecutor(1)
+    used: list[str] = []
+    written: list[str] = []
+
+    def submit(fn: Any, work: Any) -> Future[Any]:
+        used.append("pool")
+        return encoding.submit(fn, work)
+
+    def submit_in_order(fn: Any, work: Any) -> Future[Any]:
+        used.append("in order")
+        return serial.submit(fn, work)
+
+    try:
+        core = Core(
+            submit=submit,
+            submit_in_order=submit_in_order,
+            project=lambda log_dir, params, arrays: written.append(params["subdir"]),
+        )
+        c = Client(core)
+        c.send(
+            T0,
+            c.open(),
+            *(
+                array_rec(c, "", [1.0], kind=wire.EMBEDDING, params={"subdir": f"0000{i}/e"})
+                for i in range(5)
+            ),
+            array_rec(c, "t", [1.0]),
+        )
+        core.tick(T0 + 1)
+        assert used == ["in order"] * 5 + ["pool"]
+        assert written == [f"0000{i}/e" for i in range(5)]
+    finally:
+        encoding.shutdown()
+        serial.shutdown()
