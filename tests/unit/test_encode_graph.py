@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import numpy as np
 import onnx
 import pytest
@@ -34,6 +33,7 @@ from summaryd.daemon import encode_graph
 from summaryd.proto import event_pb2, graph_pb2, step_stats_pb2
 
 from .. import golden
+from ..transport import through_ring  # noqa: E402
 
 # torch 2.13's add_graph traces with torch.jit.trace (and trace_method), which warn that they are
 # deprecated, and the tracer warns about Python control flow on tensors (LSTM); summaryd runs
@@ -73,14 +73,6 @@ def torch_onnx_events(source: Any) -> list[bytes]:
     cap = _Capture()
     FileWriter.add_onnx_graph(cap, load_onnx_graph(source))  # type: ignore[arg-type]
     return [e.SerializeToString() for e in cap.events]
-
-
-def through_ring(payload: tuple[dict[str, Any], list[Any]]) -> tuple[dict[str, Any], list[Any]]:
-    """params as the daemon sees them: packed and unpacked as a ring record's are."""
-    params, arrays = payload
-    assert arrays == []
-    back = msgpack.unpackb(msgpack.packb(params, use_bin_type=True), raw=False)
-    return back, []
 
 
 def our_graph_events(

@@ -34,7 +34,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import msgpack  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -46,27 +45,14 @@ from torch.utils.tensorboard import summary as tb_summary  # noqa: E402
 from torch.utils.tensorboard._utils import _prepare_video, figure_to_image  # noqa: E402
 
 from summaryd import convert_image  # noqa: E402
-from summaryd.arrays import array_parts  # noqa: E402
 from summaryd.daemon import encode_image  # noqa: E402
-from summaryd.daemon.arrays import decode_arrays  # noqa: E402
 from summaryd.errors import ArgumentValueError  # noqa: E402
 from summaryd.proto import summary_pb2  # noqa: E402
 
 from .. import golden  # noqa: E402
+from ..transport import through_ring  # noqa: E402
 
 Payload = tuple[dict[str, Any], list[np.ndarray]]
-
-
-def through_ring(payload: Payload) -> Payload:
-    """params and arrays as the daemon sees them: msgpack, raw bytes, read-only views."""
-    params, arrays = payload
-    specs, parts, _ = array_parts(arrays)
-    specs = msgpack.unpackb(msgpack.packb(specs), raw=False)
-    data = b"".join(bytes(p) for p in parts)
-    back = msgpack.unpackb(msgpack.packb(params, use_bin_type=True), raw=False)
-    out = decode_arrays(specs, data)
-    assert all(not a.flags.writeable for a in out)
-    return back, out
 
 
 def quiet(fn: Callable[[], Any]) -> Any:

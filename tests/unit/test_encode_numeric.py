@@ -23,7 +23,6 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
 import numpy as np
 import pytest
 import torch
@@ -37,11 +36,10 @@ from torch.utils.tensorboard import summary as torch_summary
 from torch.utils.tensorboard._convert_np import make_np
 
 from summaryd import convert_numeric
-from summaryd.arrays import array_parts
 from summaryd.daemon import encode_numeric
-from summaryd.daemon.arrays import decode_arrays
 from summaryd.proto import summary_pb2
 
+from .. import transport
 from ..golden import assert_golden
 
 TAG = "numeric/tag"
@@ -69,13 +67,9 @@ def _plain(x: Any) -> bool:
 
 
 def through_ring(payload: tuple[dict[str, Any], list[np.ndarray]]) -> tuple[dict[str, Any], list]:
-    """params and arrays as the daemon receives them (msgpack; raw C-order bytes)."""
-    params, arrays = payload
-    assert _plain(params), params
-    params = msgpack.unpackb(msgpack.packb(params, use_bin_type=True), raw=False)
-    specs, parts, _ = array_parts(arrays)
-    specs = msgpack.unpackb(msgpack.packb(specs, use_bin_type=True), raw=False)
-    return params, decode_arrays(specs, b"".join(bytes(p) for p in parts))
+    """The shared ``tests.transport.through_ring``, params checked to be plain values."""
+    assert _plain(payload[0]), payload[0]
+    return transport.through_ring(payload)
 
 
 def ours(kind: str, *args: Any) -> Any:

@@ -28,7 +28,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
 import numpy as np
 import pytest
 import torch
@@ -42,26 +41,13 @@ from tensorboard.plugins.mesh import plugin_data_pb2 as mesh_data_pb2
 from torch.utils.tensorboard import summary as tb_summary
 
 from summaryd import convert_plugins
-from summaryd.arrays import array_parts
 from summaryd.daemon import encode_plugins
-from summaryd.daemon.arrays import decode_arrays
 from summaryd.proto import summary_pb2
 
 from .. import golden
+from ..transport import through_ring  # noqa: E402
 
 Payload = tuple[dict[str, Any], list[np.ndarray]]
-
-
-def through_ring(payload: Payload) -> Payload:
-    """params and arrays as the daemon sees them: msgpack, raw bytes, read-only views."""
-    params, arrays = payload
-    specs, parts, _ = array_parts(arrays)
-    specs = msgpack.unpackb(msgpack.packb(specs), raw=False)
-    data = b"".join(bytes(p) for p in parts)
-    back = msgpack.unpackb(msgpack.packb(params, use_bin_type=True), raw=False)
-    out = decode_arrays(specs, data)
-    assert all(not a.flags.writeable for a in out)
-    return back, out
 
 
 @contextlib.contextmanager

@@ -28,7 +28,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import numpy as np
 import pytest
 import torch
@@ -40,27 +39,16 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter as TorchWriter
 
 from summaryd import convert_embedding
-from summaryd.arrays import array_parts
 from summaryd.daemon import projector
-from summaryd.daemon.arrays import decode_arrays
 from summaryd.proto import projector_config_pb2
 
 from .. import golden
+from ..transport import through_ring  # noqa: E402
 
 CONFIG = "projector_config.pbtxt"
 
 
 assert_golden = golden.assert_golden
-
-
-def through_ring(
-    params: dict[str, Any], arrays: list[np.ndarray]
-) -> tuple[dict[str, Any], list[np.ndarray]]:
-    """params and arrays as the daemon receives them (msgpack; raw bytes, read-only arrays)."""
-    specs, parts, _ = array_parts(arrays)
-    data = b"".join(bytes(p) for p in parts)
-    back = msgpack.unpackb(msgpack.packb(params, use_bin_type=True), raw=False)
-    return back, decode_arrays(specs, data)
 
 
 def ours_add_embedding(
@@ -75,7 +63,7 @@ def ours_add_embedding(
     """summaryd's add_embedding, writer and daemon sides, into ``root``; the files returned."""
     params, arrays = convert_embedding.embedding(mat, metadata, label_img, metadata_header)
     params["subdir"] = convert_embedding.subdir(0 if global_step is None else global_step, tag)
-    params, arrays = through_ring(params, arrays)
+    params, arrays = through_ring((params, arrays))
     config = root / CONFIG
     existing = config.read_text("utf-8") if config.exists() else None
     files = projector.embedding_files(params, arrays, existing)
