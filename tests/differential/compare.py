@@ -19,12 +19,15 @@ deterministic re-serializations of the parsed, normalised messages (exact:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import pprint
 import re
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +133,40 @@ def _assert_events_equal(
             f"  torch:    {_show(ref, i)}\n"
             f"  summaryd: {_show(ours, i)}"
         )
+
+
+def run_both(
+    tmp_path: Path,
+    calls: Callable[[Any], None],
+    *,
+    ignore: Sequence[tuple[str, type[Warning]]] = (),
+    printed: list[str] | None = None,
+    **writer_kwargs: Any,
+) -> tuple[Path, Path]:
+    """``calls(writer)`` through torch's writer into tmp/torch and summaryd's into tmp/ours.
+
+    ``ignore``: ``(message regex, category)`` warnings both trainers may emit alike
+    (numpy's casts), which pytest's ``filterwarnings = error`` would make errors.
+    ``printed``: if given, gets what each writer printed (torch prints warnings).
+    """
+    from torch.utils.tensorboard import SummaryWriter as TorchWriter
+
+    from summaryd import SummaryWriter as OurWriter
+
+    roots = tmp_path / "torch", tmp_path / "ours"
+    for impl, root in zip((TorchWriter, OurWriter), roots, strict=True):
+        out = io.StringIO()
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out):
+            for message, category in ignore:
+                warnings.filterwarnings("ignore", message, category)
+            w = impl(str(root), **writer_kwargs)
+            calls(w)
+            w.close()
+        if printed is not None:
+            printed.append(out.getvalue())
+        else:
+            print(out.getvalue(), end="")
+    return roots
 
 
 def assert_trees_equal(

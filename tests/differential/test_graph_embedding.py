@@ -38,6 +38,7 @@ from summaryd.errors import ArgumentShapeError, ArgumentValueError
 
 from ..conftest import DaemonEnv
 from .compare import Clock, assert_trees_equal, events_of
+from .compare import run_both as run_both_in_both_writers
 
 pytestmark = [
     pytest.mark.differential,
@@ -52,15 +53,11 @@ Calls = Callable[[Any], None]
 CONFIG = "projector_config.pbtxt"
 
 
+RUNTIME = [("", RuntimeWarning)]  # torch's NaN -> uint8 sprite cast
+
+
 def run_both(tmp_path: Path, calls: Calls) -> tuple[Path, Path]:
-    roots = tmp_path / "torch", tmp_path / "ours"
-    for impl, root in zip((TorchWriter, OurWriter), roots, strict=True):
-        w = impl(str(root))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # torch's NaN -> uint8 sprite cast
-            calls(w)
-        w.close()
-    return roots
+    return run_both_in_both_writers(tmp_path, calls, ignore=RUNTIME)
 
 
 # -- TensorBoard's plugins ----------------------------------------------------------

@@ -45,6 +45,7 @@ from summaryd import SummaryWriter as OurWriter  # noqa: E402
 from ..conftest import DaemonEnv  # noqa: E402
 from ..unit import test_convert_image as bad  # noqa: E402
 from .compare import LIVE, Clock, accumulate, normalise, read_tree  # noqa: E402
+from .compare import run_both as run_both_in_both_writers
 
 pytestmark = [pytest.mark.differential, pytest.mark.integration]
 
@@ -55,18 +56,11 @@ WT = 1_234_567_890.25
 WT2 = 1_000_000_000.5
 
 
+RUNTIME = [("", RuntimeWarning)]  # numpy's casts in torch's trainer (NaN, overflow, complex)
+
+
 def run_both(tmp_path: Path, calls: Calls) -> tuple[Path, Path]:
-    """``calls(writer)`` through torch into tmp/torch and through summaryd into tmp/ours."""
-    roots = tmp_path / "torch", tmp_path / "ours"
-    for impl, root in zip((TorchWriter, OurWriter), roots, strict=True):
-        w = impl(str(root))
-        with warnings.catch_warnings():
-            # numpy's casts warn in torch's trainer (NaN, overflow, complex); pytest's
-            # filterwarnings would make them errors.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            calls(w)
-        w.close()
-    return roots
+    return run_both_in_both_writers(tmp_path, calls, ignore=RUNTIME)
 
 
 # -- decoding ---------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from summaryd import SummaryWriter as OurWriter
 from ..conftest import DaemonEnv
 from ..unit import test_convert_numeric as bad
 from .compare import LIVE, Clock, accumulate, accumulator_view, assert_trees_equal
+from .compare import run_both as run_both_in_both_writers
 
 pytestmark = [pytest.mark.differential, pytest.mark.integration]
 
@@ -44,19 +45,14 @@ WT = 1_234_567_890.25
 WT2 = 1_000_000_000.5
 
 
+RUNTIME = [  # numpy's casts warn alike in both trainers (NaN predictions, complex values)
+    ("invalid value encountered", RuntimeWarning),
+    ("", np.exceptions.ComplexWarning),
+]
+
+
 def run_both(tmp_path: Path, calls: Calls) -> tuple[Path, Path]:
-    """``calls(writer)`` through torch into tmp/torch and through summaryd into tmp/ours."""
-    roots = tmp_path / "torch", tmp_path / "ours"
-    for impl, root in zip((TorchWriter, OurWriter), roots, strict=True):
-        w = impl(str(root))
-        with warnings.catch_warnings():
-            # numpy's casts warn alike in both trainers (NaN predictions, complex values);
-            # pytest's filterwarnings would make them errors.
-            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
-            warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
-            calls(w)
-        w.close()
-    return roots
+    return run_both_in_both_writers(tmp_path, calls, ignore=RUNTIME)
 
 
 # -- TensorBoard's view ----------------------------------------------------------

@@ -47,6 +47,7 @@ from .compare import (
     normalise,
     read_tree,
 )
+from .compare import run_both as run_both_in_both_writers
 
 pytestmark = [pytest.mark.differential, pytest.mark.integration]
 
@@ -66,15 +67,8 @@ WT2 = 1_000_000_000.5
 
 def run_both(tmp_path: Path, calls: Calls) -> tuple[Path, Path, list[str]]:
     """``calls(writer)`` through torch and through summaryd; also what each printed."""
-    roots = tmp_path / "torch", tmp_path / "ours"
-    printed = []
-    for impl, root in zip((TorchWriter, OurWriter), roots, strict=True):
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            w = impl(str(root))
-            calls(w)
-            w.close()
-        printed.append(out.getvalue())
+    printed: list[str] = []
+    roots = run_both_in_both_writers(tmp_path, calls, printed=printed)
     return roots[0], roots[1], printed
 
 

@@ -42,6 +42,7 @@ from .compare import (
     events_of,
     file_name_pattern,
     normalise,
+    run_both,
 )
 
 pytestmark = [pytest.mark.differential, pytest.mark.integration]
@@ -53,16 +54,6 @@ Calls = Callable[[Any], None]
 WT_INT = 1_000_000_000
 WT_FLOAT = 1_234_567_890.123456
 WT_FUTURE = 4_102_444_800.5
-
-
-def run_both(tmp_path: Path, calls: Calls, **kwargs: Any) -> tuple[Path, Path]:
-    """``calls(writer)`` through torch into tmp/torch and through summaryd into tmp/ours."""
-    roots = tmp_path / "torch", tmp_path / "ours"
-    for impl, root in zip((TorchWriter, OurWriter), roots, strict=True):
-        w = impl(str(root), **kwargs)
-        calls(w)
-        w.close()
-    return roots
 
 
 def compare_calls(
