@@ -148,27 +148,8 @@ class RemoveBlobs:
     blobs: tuple[int, ...]
 
 
-@dataclass(frozen=True, eq=False)
-class WriteProjector:
-    """An add_embedding record: write its projector files under ``log_dir``."""
-
-    cid: str
-    log_dir: str
-    params: dict[str, Any]
-    arrays: list[Any]
-
-
 Action = (
-    OpenFile
-    | Append
-    | CloseFile
-    | SetTail
-    | Ack
-    | Notice
-    | RemoveRing
-    | PurgeFiles
-    | RemoveBlobs
-    | WriteProjector
+    OpenFile | Append | CloseFile | SetTail | Ack | Notice | RemoveRing | PurgeFiles | RemoveBlobs
 )
 
 
@@ -292,17 +273,17 @@ class Core:
         # histogram work runs on every core while the loop keeps draining; the
         # result fills the record's slot in its run's buffer, and a run is
         # written only once all its slots are filled, so each client's records
-        # reach the file in order.  Without ``submit`` (tests) a record is
-        # encoded when its slot is needed.
+        # reach the file in order.  Without ``submit`` (tests) a job runs when
+        # its slot is needed.
         self._submit = submit
-        # The loop's writer of add_embedding's files (I/O at the edge); with a
-        # pool it runs there like an encoding, its record's slot held empty so
-        # the tail waits for the files.  Without (tests), a WriteProjector action.
+        # The loop's writer of add_embedding's files (I/O at the edge), run as a
+        # job like an encoding; its record's slot stays empty, and holds the
+        # tail until the files are written.
         self._project = project
         # Projector jobs run one at a time, in record order (each merges into the
         # log dir's config: torch lists embeddings in call order).
         self._submit_in_order = submit_in_order or submit
-        # [run, slot index in run.pending, client, future or None, (rec, data)]
+        # [run, slot index in run.pending, client, future or None, job function, its argument]
         self._jobs: list[list[Any]] = []
         self.linger = linger
         # Whether a client's process still runs (pid, start ticks): the loop passes
@@ -756,24 +737,19 @@ class Core:
         self.records_total += 1
         if rec[0] == wire.EMBEDDING:
             # Files, not events; the tail passes the record only once they are written.
-            arrays = decode_arrays(rec[6], data)
-            if self._submit_in_order is None or self._project is None:
-                self._actions.append(WriteProjector(c.cid, run.log_dir, rec[5], arrays))
-                return
-            self._add(run, c, start, now, b"")
-            files = (self._project, run.log_dir, rec[5], arrays)
-            self._jobs.append(
-                [run, len(run.pending) - 1, c, self._submit_in_order(_project_job, files), files]
-            )
-            run.encoding += 1
-            return
-        tag = rec[2]
-        if tag and run.tags.get(tag) != c.cid:
-            self._tag_owner(run, tag, c)
+            if self._project is None:
+                raise ValueError("this daemon writes no projector files")
+            job: Callable[[Any], bytes | Exception] = _project_job
+            work: Any = (self._project, run.log_dir, rec[5], decode_arrays(rec[6], data))
+            submit = self._submit_in_order
+        else:
+            tag = rec[2]
+            if tag and run.tags.get(tag) != c.cid:
+                self._tag_owner(run, tag, c)
+            job, work, submit = _encode_job, (rec, data), self._submit
         self._add(run, c, start, now, b"")  # a slot, filled by _resolve_jobs
-        work = (rec, data)
-        fut = self._submit(_encode_job, work) if self._submit is not None else None
-        self._jobs.append([run, len(run.pending) - 1, c, fut, work])
+        fut = submit(job, work) if submit is not None else None
+        self._jobs.append([run, len(run.pending) - 1, c, fut, job, work])
         run.encoding += 1
 
     def _resolve_jobs(self, run: Run | None = None, *, wait: bool = True) -> None:
@@ -781,9 +757,9 @@ class Core:
         ``wait`` also the unfinished ones (of ``run`` only, if given)."""
         keep = []
         for job in self._jobs:
-            jrun, i, c, fut, work = job
+            jrun, i, c, fut, fn, work = job
             if fut is None:
-                res = _encode_job(work)
+                res = fn(work)
             elif fut.done() or wait and (run is None or jrun is run):
                 res = fut.result()
             else:

@@ -53,7 +53,6 @@ from .core import (
     RemoveBlobs,
     RemoveRing,
     SetTail,
-    WriteProjector,
 )
 from .files import EventFile, purge_file
 
@@ -597,13 +596,6 @@ class Daemon:
             if name.startswith(base) and name[len(base) :].isdigit():
                 self._unlink(self.loc.ring_path(name))
 
-    def _write_projector(self, act: WriteProjector) -> None:
-        """add_embedding without a pool (the core's fallback): write, or tell the client."""
-        try:
-            self._project(act.log_dir, act.params, act.arrays)
-        except Exception as exc:
-            self._notify(act.cid, {"t": "notice", "level": "warning", "msg": str(exc)})
-
     def _project(self, log_dir: str, params: dict[str, Any], arrays: list[Any]) -> None:
         """add_embedding: the projector files, each written whole (temp, rename).
 
@@ -883,8 +875,6 @@ class Daemon:
                         log.error("closing %s failed: %s", f.path, exc)
             elif isinstance(act, RemoveBlobs):
                 self._remove_blobs(act.cid, act.blobs)
-            elif isinstance(act, WriteProjector):
-                self._write_projector(act)
             elif isinstance(act, RemoveRing):
                 self._remove_blobs(act.cid, None)
                 a = self.attached.pop(act.cid, None)

@@ -28,7 +28,6 @@ from summaryd.daemon.core import (
     Notice,
     RemoveBlobs,
     SetTail,
-    WriteProjector,
 )
 from summaryd.proto import summary_pb2
 
@@ -197,20 +196,33 @@ def test_an_unreadable_blob_is_a_notice_and_still_released() -> None:
     assert of(acts, RemoveBlobs) == [RemoveBlobs("c1", (5,))]
 
 
-def test_embedding_is_a_file_action_before_the_tail_moves() -> None:
-    core = Core()
+def test_embedding_files_are_written_before_the_tail_moves() -> None:
+    """Without a pool the loop's projector writer runs when the record's slot is
+    needed, still before the tail passes the record."""
+    written: list[tuple[str, dict[str, Any], list[Any]]] = []
+    core = Core(project=lambda log_dir, params, arrays: written.append((log_dir, params, arrays)))
     c = Client(core)
     c.send(T0, c.open())
     core.tick(T0 + 1)
+    before = c.pos
     c.send(
         T0 + 1,
         array_rec(c, "emb", [1.0, 2.0], kind=wire.EMBEDDING, params={"subdir": "00000/emb"}),
     )
-    acts = core.plan_writes(T0 + 1) + core.settle(T0 + 1)
-    [proj] = of(acts, WriteProjector)
-    assert proj.log_dir.endswith("run") and proj.params == {"subdir": "00000/emb"}
-    np.testing.assert_array_equal(proj.arrays[0], [1.0, 2.0])
-    assert acts.index(proj) < acts.index(of(acts, SetTail)[-1])
+    acts = core.plan_writes(T0 + 1.5) + core.settle(T0 + 1.5)
+    assert all(t.pos <= before for t in of(acts, SetTail))
+    acts = core.tick(T0 + 2)
+    [(log_dir, params, arrays)] = written
+    assert log_dir == LOG and params == {"subdir": "00000/emb"}
+    np.testing.assert_array_equal(arrays[0], [1.0, 2.0])
+    assert [t.pos for t in of(acts, SetTail)] == [c.pos]
+
+
+def test_a_daemon_without_a_projector_writer_refuses_embeddings() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(), array_rec(c, "", [1.0], kind=wire.EMBEDDING))
+    assert "no projector files" in of(core.tick(T0 + 1), Notice)[0].msg
 
 
 def test_with_a_pool_embedding_files_are_written_there_and_hold_the_tail() -> None:
@@ -239,7 +251,7 @@ def test_with_a_pool_embedding_files_are_written_there_and_hold_the_tail() -> No
             array_rec(c, "", [1.0], kind=wire.EMBEDDING, params={"fail": True}),
         )
         acts = core.plan_writes(T0 + 1.5) + core.settle(T0 + 1.5)  # not due: no waiting
-        assert of(acts, WriteProjector) == [] and written == []
+        assert written == []
         assert all(t.pos <= before for t in of(acts, SetTail))
         release.set()
         acts = core.tick(T0 + 3)
