@@ -15,9 +15,10 @@ import sys
 import time
 from typing import Any
 
-from summaryd import __version__, wire
+from summaryd import __version__
+from summaryd.client import request
 from summaryd.errors import DaemonUnavailableError
-from summaryd.paths import Locations, locations
+from summaryd.paths import locations
 
 EXIT_NOT_RUNNING = 3  # as `systemctl status` for a unit that is not active
 
@@ -25,33 +26,6 @@ EXIT_NOT_RUNNING = 3  # as `systemctl status` for a unit that is not active
 def _env_float(name: str) -> float | None:
     v = os.environ.get(name)
     return float(v) if v else None
-
-
-def request(loc: Locations, message: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-    """Send one control message and wait for the reply.
-
-    Raises:
-        DaemonUnavailableError: no daemon answered within ``timeout`` seconds.
-    """
-    import zmq
-
-    from summaryd.spawn import daemon_running
-
-    if not os.path.exists(loc.socket_path) or not daemon_running(loc):
-        raise DaemonUnavailableError(f"no summaryd daemon runs for {loc.runtime_dir}")
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    try:
-        sock.connect(loc.endpoint)
-        sock.send(wire.pack(message))
-        if not sock.poll(int(timeout * 1000)):
-            raise DaemonUnavailableError(f"the daemon at {loc.endpoint} did not answer")
-        reply: dict[str, Any] = wire.unpack(sock.recv())
-        return reply
-    finally:
-        sock.close()
-        ctx.term()
 
 
 def _ago(t: float | None, now: float) -> str:

@@ -191,6 +191,22 @@ def session_start(walltime: float, step: int) -> bytes:
     )
 
 
+def raw_event(tag: str, params: dict[str, Any], arrays: list[Any]) -> list[Any]:
+    """EVENT: an ``Event`` a trainer built itself (torch's ``FileWriter.add_event``).
+
+    Parsed with our schema, so bytes that are no ``Event`` are refused (a
+    notice to the client) instead of written: TensorBoard's readers stop for
+    good at a record they cannot parse.  Unknown fields are kept, as protobuf
+    does, and TensorBoard ignores them.
+    """
+    if params or len(arrays) != 1 or arrays[0].dtype.str != "|u1" or arrays[0].ndim != 1:
+        raise ValueError("EVENT: expected no params and one uint8 vector")
+    try:
+        return [event_pb2.Event.FromString(arrays[0].tobytes())]
+    except Exception as exc:  # DecodeError, or RecursionError on deep nesting
+        raise ValueError(f"EVENT: the bytes are not a tensorboard Event ({exc})") from None
+
+
 ENCODERS: dict[int, Callable[[list[Any]], bytes]] = {
     wire.SCALAR: scalar,
     wire.SCALAR_T: scalar_tensor,
@@ -216,6 +232,7 @@ MEDIA_ENCODERS: dict[int, Callable[[str, dict[str, Any], list[Any]], list[Any]]]
     wire.GRAPH: encode_graph.graph,
     wire.ONNX_GRAPH: encode_graph.onnx_graph,
     wire.TENSOR: encode_numeric.tensor,
+    wire.EVENT: raw_event,
 }
 
 

@@ -5,6 +5,9 @@ Version history
 1. First version: ring records OPEN, CLOSE, SCALAR, SCALAR_TENSOR, TEXT;
    control messages hello/welcome, bell, flush/ack, status, stop, notice.
    Array records (HISTOGRAM .. EMBEDDING) and shared-memory blobs.
+   EVENT (torch's ``FileWriter.add_event``/``add_summary``: a serialized
+   ``Event`` built by any protobuf runtime); additive, so the version stays 1
+   (an older daemon answers an EVENT record with a notice).
 
 Ring records (bulk data, in the process's shared-memory ring, see ``ring.py``)
 --------------------------------------------------------------------------------
@@ -61,7 +64,15 @@ GRAPH           18    add_graph                       Event.graph_def + run meta
 ONNX_GRAPH      19    add_onnx_graph                  Event.graph_def
 TENSOR          20    add_tensor                      Summary.Value.tensor
 EMBEDDING       21    add_embedding                   projector files in the log dir
+EVENT           22    FileWriter.add_event /          the Event itself, its wall
+                      add_summary / add_graph / ...   time and step set from the
+                                                      record (step nil: as sent)
 ==============  ====  =============================  ===========================
+
+An EVENT record's ``params`` is empty and its one array is the serialized
+``Event`` (dtype ``|u1``); ``tag`` is its first summary value's tag, or empty
+(no same-tag check).  The daemon parses it with its own schema and refuses
+what does not parse.
 
 Control messages (ZeroMQ DEALER -> daemon ROUTER over ``ipc://``)
 -------------------------------------------------------------------
@@ -121,7 +132,8 @@ GRAPH = 18
 ONNX_GRAPH = 19
 TENSOR = 20
 EMBEDDING = 21
-ARRAY_KINDS = range(HISTOGRAM, EMBEDDING + 1)
+EVENT = 22
+ARRAY_KINDS = range(HISTOGRAM, EVENT + 1)
 ARRAY_FIELDS = 8  # kind, wid, tag, step, walltime, params, specs, data
 
 # Upper bounds on what the daemon accepts from a control message.

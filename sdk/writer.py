@@ -12,18 +12,35 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 from . import client as _client_mod
 from . import convert, wire
 from .client import ClientStatistics
 from .errors import ArgumentAttributeError, ArgumentTypeError
+from .file_writer import FileWriter
 from .writer_media import MediaMethods
 
 _SCALAR = wire.SCALAR
 _CLOSED = object()
 _INT64_MIN = convert.INT64_MIN
 _INT64_MAX = convert.INT64_MAX
+
+
+def _tensorflow_bins() -> list[float]:
+    """torch's ``default_bins``: TensorFlow's histogram edges (1e-12 * 1.1^k, mirrored)."""
+    global _DEFAULT_BINS
+    if _DEFAULT_BINS is None:
+        v = 1e-12
+        buckets = []
+        while v < 1e20:
+            buckets.append(v)
+            v *= 1.1
+        _DEFAULT_BINS = tuple([-b for b in reversed(buckets)] + [0] + buckets)
+    return list(_DEFAULT_BINS)
+
+
+_DEFAULT_BINS: tuple[float, ...] | None = None
 
 
 def _default_log_dir(comment: str) -> str:
@@ -91,8 +108,12 @@ class SummaryWriter(MediaMethods):
         self._client: Any = _CLOSED
         self._put: Any = None
         self._wid = 0
-        # torch's all_writers: the main run plus one per add_scalars sub-run, by path.
+        # The run ids of the main run and of each add_scalars sub-run, by path.
         self._wids: dict[str, int] = {}
+        # torch's internals, which frameworks use (``file_writer.py``): None once closed.
+        self.file_writer: FileWriter | None = None
+        self.all_writers: dict[str, FileWriter] | None = None
+        self.default_bins = _tensorflow_bins()
         self._open_main()
         _client_mod.register_exit_flush(self)
 
@@ -117,7 +138,21 @@ class SummaryWriter(MediaMethods):
             )
         )
         self._wids[path] = wid
+        if self.all_writers is None:
+            self.all_writers = {}
+        if path not in self.all_writers:
+            self.all_writers[path] = FileWriter._bound(self, path)
         return wid
+
+    def _close_run(self, path: str) -> None:
+        """Close one add_scalars sub-run (its ``FileWriter.close()``)."""
+        wid = self._wids.pop(path, None)
+        if self.all_writers is not None:
+            self.all_writers.pop(path, None)
+        c = self._client
+        if wid is not None and c is _client_mod._client and c is not None:
+            c.put((wire.CLOSE, wid))
+            c.flush()
 
     def _open_main(self) -> _client_mod.Client:
         """(Re)open this writer's runs through the current client.
@@ -135,7 +170,15 @@ class SummaryWriter(MediaMethods):
         self.purge_step = None
         for path in subruns:
             self._open_run(c, path, None)
+        self.file_writer = (self.all_writers or {})[self._log_dir_str]
         return c
+
+    def _get_file_writer(self) -> FileWriter:
+        """Return the writer's ``FileWriter`` (torch's internal API, used by
+        Lightning and others); re-opens the writer if it was closed."""
+        if self.all_writers is None or self.file_writer is None:
+            self._open_main()
+        return cast(FileWriter, self.file_writer)
 
     def _current(self) -> _client_mod.Client:
         c = _client_mod._client
@@ -309,6 +352,7 @@ class SummaryWriter(MediaMethods):
         self._client = _CLOSED
         self._put = None
         self._wids = {}
+        self.file_writer = self.all_writers = None
 
     def statistics(self) -> ClientStatistics:
         """Ring fill, records committed and dropped for this process."""
