@@ -208,6 +208,37 @@ def cmd_uninstall_service(args: argparse.Namespace) -> int:
     return service.uninstall()
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a command with ``SUMMARYD_PATCH=1``: every Python process it starts
+    (ranks, DataLoader workers, spawned children) logs through summaryd."""
+    from summaryd.patching import ENV, startup_hook_path
+
+    cmd = list(args.cmd)
+    if cmd[:1] == ["--"]:
+        cmd = cmd[1:]
+    if not cmd:
+        print(
+            "summaryd run: expected a command, e.g. summaryd run -- python train.py",
+            file=sys.stderr,
+        )
+        return 2
+    hook = startup_hook_path()
+    if hook is None:
+        print(
+            "summaryd run: warning: the startup hook summaryd-patch.pth is not installed "
+            f"for {sys.executable}; reinstall summaryd (pip install summaryd) or call "
+            "summaryd.patch() in the script",
+            file=sys.stderr,
+        )
+    env = dict(os.environ)
+    env[ENV] = "1"
+    try:
+        os.execvpe(cmd[0], cmd, env)
+    except OSError as exc:
+        print(f"summaryd run: cannot run {cmd[0]!r}: {exc.strerror}", file=sys.stderr)
+        return 127 if isinstance(exc, FileNotFoundError) else 126
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="summaryd",
@@ -295,6 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
         "when nothing was installed; 1 when a step failed.",
     )
     su.set_defaults(func=cmd_uninstall_service)
+
+    sr = sub.add_parser(
+        "run",
+        help="run a command whose every Python process logs through summaryd",
+        description="Run CMD with SUMMARYD_PATCH=1 in its environment: in each Python "
+        "process it starts (torchrun ranks, DataLoader workers, spawned children), "
+        "torch's and tensorboardX's SummaryWriter are summaryd's. "
+        "Example: summaryd run -- torchrun --nproc-per-node 2 train.py",
+    )
+    sr.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS ...]")
+    sr.set_defaults(func=cmd_run)
     return p
 
 

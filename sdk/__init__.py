@@ -2,7 +2,13 @@
 
 ``from summaryd import SummaryWriter`` and log as with torch's.  The import is
 light on purpose (no numpy, ZeroMQ, torch or daemon): every DataLoader worker pays it.
+``import summaryd`` alone loads only the exceptions and ``patch``: the startup
+hook (``SUMMARYD_PATCH=1``) imports it in every process of a tree, and the
+writer (``writer.py``, the client, msgpack) loads on first use of
+``SummaryWriter``.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import (
@@ -19,7 +25,23 @@ from .errors import (
     SummarydWarning,
     UnsupportedValueError,
 )
-from .writer import SummaryWriter
+from .patching import patch, unpatch
+
+if TYPE_CHECKING:
+    from .writer import SummaryWriter
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SummaryWriter":
+        from .writer import SummaryWriter
+
+        return SummaryWriter
+    raise AttributeError(f"module 'summaryd' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ArgumentTypeError",
@@ -36,4 +58,6 @@ __all__ = [
     "SummarydWarning",
     "UnsupportedValueError",
     "__version__",
+    "patch",
+    "unpatch",
 ]
