@@ -25,6 +25,9 @@ The tree::
     │   │    struct.error, defined there so that ``import summaryd`` does not load ``wave``)
     │   └── UnsupportedValueError       (also NotImplementedError) an object torch's make_np
     │                                   refuses (neither number, array nor tensor)
+    ├── UnsupportedFeatureError         (also NotImplementedError) a feature of the writer
+    │                                   summaryd replaces that it does not offer (tensorboardX's
+    │                                   Comet upload)
     ├── DaemonUnavailableError          no daemon answered within the bound (CLI, explicit waits)
     ├── ProtocolError                   a message or ring record that does not decode
     └── RuntimeDirError                 the runtime directory is unsafe (symlink, other owner, mode)
@@ -106,6 +109,10 @@ class ArgumentDecodingError(InvalidArgumentError, UnicodeDecodeError):
 
 class UnsupportedValueError(InvalidArgumentError, NotImplementedError):
     """A value is neither a number, an array nor a tensor (torch: NotImplementedError)."""
+
+
+class UnsupportedFeatureError(SummarydError, NotImplementedError):
+    """A feature of the replaced writer that summaryd does not offer; the message says why."""
 
 
 class DaemonUnavailableError(SummarydError):
