@@ -24,7 +24,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from . import convert, wire
-from .errors import ArgumentTypeError, DaemonUnavailableError
+from .errors import ArgumentAttributeError, ArgumentTypeError, DaemonUnavailableError
 
 if TYPE_CHECKING:
     from .writer import SummaryWriter
@@ -54,7 +54,8 @@ def _serialized(message: Any, name: str, expected: str) -> bytes:
     descriptor = getattr(message, "DESCRIPTOR", None)
     serialize = getattr(message, "SerializeToString", None)
     if serialize is None or getattr(descriptor, "name", None) != expected:
-        raise ArgumentTypeError(
+        # Also AttributeError: torch fails setting ``wall_time`` on such an object.
+        raise ArgumentAttributeError(
             f"{name}: expected a tensorboard {expected} protocol buffer, "
             f"got {type(message).__name__}"
         )
