@@ -12,7 +12,8 @@ array ``summaryd.convert_image`` sent raw: the same numpy operations on the
 same dtypes (``astype(float32) * 255``, clip, ``astype(uint8)``; uint8 as it
 is), the same layouts (``convert_to_HWC``, ``make_grid``, ``_prepare_video``),
 the same Pillow calls for boxes and GIFs.  Pixels decode identical to torch's;
-PNG bytes differ (``media.png``), GIF bytes are identical.
+PNG bytes differ (``media.png``), GIF bytes are identical.  A one-channel video,
+which torch refuses, gets tensorboardX's GIF bytes (``video``).
 
 Records (``params`` keys; the SDK has already checked what torch checks):
 
@@ -377,7 +378,8 @@ def video(tag: str, params: dict[str, Any], arrays: list[np.ndarray]) -> list[An
     torch scales, frames chosen as moviepy chooses them, an animated GIF (``media.gif``).
 
     Colorspace is the tensor's channel count (torch's), though moviepy drops any
-    channel after the third.
+    channel after the third.  One channel (grey), which torch cannot write, is
+    written as tensorboardX 2.6.5 writes it: the frames repeated into RGB, colorspace 1.
     """
     _check_tag(tag)
     p = _params(params, _VIDEO_KEYS)
@@ -385,8 +387,6 @@ def video(tag: str, params: dict[str, Any], arrays: list[np.ndarray]) -> list[An
     if v.ndim != 5 or 0 in v.shape:
         raise ValueError(f"video must be (N, T, C, H, W), none empty, got {v.shape}")
     b, t, c, h, w = v.shape
-    if c < 2:
-        raise ValueError("video needs 2 or more channels")
     fps = _fps(p, t)
     n_rows = 2 ** ((b.bit_length() - 1) // 2)
     n_cols = (b if b & (b - 1) == 0 else 2 ** b.bit_length()) // n_rows
@@ -399,4 +399,8 @@ def video(tag: str, params: dict[str, Any], arrays: list[np.ndarray]) -> list[An
     u8 = to_uint8(v)
     frames = _video_grid(u8)
     chosen = np.ascontiguousarray(frames[moviepy_frames(t, fps)])
+    if c == 1:
+        # torch's imageio cannot write one channel; tensorboardX's make_video repeats it
+        # into RGB first (imageio > 2.27), so Pillow writes a grey palette: its bytes.
+        chosen = np.repeat(chosen, 3, axis=3)
     return [_image_summary(tag, (frames.shape[1], frames.shape[2], c), media.gif(chosen, fps))]

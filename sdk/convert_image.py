@@ -11,8 +11,9 @@ the layout, the scaling and the PNG/GIF.  Each check is one torch 2.13 makes
 ``make_grid``, ``_prepare_video``; Pillow and moviepy behind them), made in
 torch's order so the same bad input raises the same type of exception here.
 
-Deliberate differences from torch, each where torch writes something broken
-or does not finish in reasonable time (the message says so):
+Deliberate differences from torch, each where torch writes something broken,
+does not finish in reasonable time (the message says so) or fails where
+tensorboardX writes a good file:
 
 * add_video with an empty frame (C, H or W of 0), a complex fps, a delay GIF
   cannot store (fps below ~1.5e-6 per frame) or frames wider or taller than
@@ -26,6 +27,11 @@ or does not finish in reasonable time (the message says so):
   a label with a lone surrogate raises ``ArgumentEncodingError`` (it cannot
   travel as UTF-8; torch draws a missing glyph); a label at a corner beyond
   a C long raises ``ArgumentValueError`` (torch: Pillow's SystemError).
+* add_video with one channel (N, T, 1, H, W): torch raises (its GIF writer,
+  imageio, cannot write one channel); here a grey GIF as tensorboardX 2.6.5
+  writes it (each frame repeated into RGB, the same GIF bytes; the summary's
+  colorspace 1).  Values are scaled as torch scales them (clipped to [0, 255];
+  tensorboardX wraps values outside [0, 1]).
 * Arrays of dtypes the ring does not carry (complex, object, str, datetime)
   are converted to float32 here, as torch's ``astype(np.float32)`` would.
 """
@@ -495,7 +501,8 @@ def video(vid_tensor: Any, fps: Any) -> Payload:
     """add_video: torch's ``summary.video`` / ``_prepare_video`` / moviepy checks, in order.
 
     The video goes raw (N, T, C, H, W); the daemon lays out the grid, scales,
-    picks moviepy's frames and writes the GIF.
+    picks moviepy's frames and writes the GIF.  C = 1 passes (torch refuses it;
+    the daemon writes tensorboardX's grey GIF).
     """
     v = _np(vid_tensor, "vid_tensor")
     if v.ndim != 5:
@@ -513,10 +520,6 @@ def video(vid_tensor: Any, fps: Any) -> Payload:
     if t == 0:
         raise ArgumentIndexError(f"vid_tensor: no frames (T=0, shape {v.shape})")
     f = _fps(fps)
-    if c == 1:
-        raise ArgumentValueError(
-            "vid_tensor: one color channel; torch's GIF writer (imageio) cannot write it"
-        )
     if c == 0 or h == 0 or w == 0:
         raise ArgumentValueError(
             f"vid_tensor: empty frames (shape {v.shape}); torch would write an undecodable GIF"

@@ -221,7 +221,9 @@ class MediaMethods:
 
         Args:
             tag: Data identifier.
-            vid_tensor: Video data, shape (N, T, C, H, W); uint8 in [0, 255] or float in [0, 1].
+            vid_tensor: Video data, shape (N, T, C, H, W) with C = 1 (grey; torch
+                cannot write it, this writes tensorboardX's grey GIF), 3 (RGB) or 4
+                (RGBA; the GIF keeps RGB, as torch's); uint8 in [0, 255] or float in [0, 1].
             global_step: Global step value to record.
             fps: Frames per second.
             walltime: Optional override of the default walltime (``time.time()``).

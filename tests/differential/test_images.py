@@ -299,6 +299,69 @@ def test_videos(shared_daemon: DaemonEnv, tmp_path: Path) -> None:
     assert provider_images(ours, clock) == provider_images(tr, clock)
 
 
+def test_grey_videos_match_tensorboardx(shared_daemon: DaemonEnv, tmp_path: Path) -> None:
+    """One channel: torch cannot write it; summaryd writes what tensorboardX 2.6.5 writes
+    (frames repeated into RGB, colorspace 1).  Both trees read by TensorBoard: the same
+    image fields and GIF bytes, frames, frame count and durations as decoded."""
+    from tensorboardX import SummaryWriter as TbxWriter
+
+    def grey(n: int, t: int, h: int, w: int) -> np.ndarray:
+        # in [0, 1]: tensorboardX does not clip (a value outside wraps in its uint8 cast)
+        base = np.stack([_photo(1, h, w) for _ in range(n)]).clip(0, 1)
+        return np.stack([np.roll(base, k, axis=-1) for k in range(t)], axis=1)
+
+    g1, g2, g3, g4, g5 = (
+        grey(1, 4, 16, 16),
+        grey(2, 3, 12, 10),
+        grey(1, 3, 8, 8),
+        grey(3, 2, 8, 8),  # padded to 4 videos
+        grey(1, 40, 4, 4),
+    )
+    g_u8 = (grey(1, 3, 8, 8) * 255).astype(np.uint8)
+    g_t = torch.from_numpy(grey(2, 3, 6, 10))
+
+    def calls(w: Any) -> None:
+        w.add_video("grey/default", g1, 0)
+        w.add_video("grey/fps", g2, 1, fps=30, walltime=WT)
+        w.add_video("grey/slow", g3, 2, fps=0.05)
+        w.add_video("grey/grid", g4, 3, fps=3)
+        w.add_video("grey/uint8", g_u8, 4)
+        w.add_video("grey/torch", g_t, 5, fps=7.5)
+        w.add_video("grey/still", np.zeros((1, 1, 1, 8, 8), np.float32), 6)
+        w.add_video("grey/long", g5, 7, fps=3)
+
+    clock = Clock()
+    tbx, ours = tmp_path / "tbx", tmp_path / "ours"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tensorboardX's and moviepy's own deprecations
+        w = TbxWriter(str(tbx))
+        calls(w)
+        w.close()
+    with OurWriter(str(ours)) as w:
+        calls(w)
+
+    def shown(root: Path) -> list[Any]:
+        return [
+            (
+                e.step,
+                _wt(e.wall_time, clock),
+                v.tag,
+                (v.image.height, v.image.width, v.image.colorspace),
+                decoded(v.image.encoded_image_string),
+                hashlib.sha256(v.image.encoded_image_string).hexdigest(),
+            )
+            for evs in read_tree(root)["."].events
+            for e in evs
+            for v in e.summary.value
+        ]
+
+    ref = shown(tbx)
+    assert len(ref) == 8 and {c[3][2] for c in ref} == {1}
+    assert shown(ours) == ref
+    assert accumulator_images(ours, clock) == accumulator_images(tbx, clock)
+    assert provider_images(ours, clock) == provider_images(tbx, clock)
+
+
 # -- bad input -------------------------------------------------------------------------------------
 
 
