@@ -495,7 +495,11 @@ class MediaMethods:
         """Add embedding projector data to summary.
 
         The daemon writes the projector files under ``log_dir/<global_step>/<tag>``
-        and merges the embedding into ``log_dir/projector_config.pbtxt``.
+        and merges the embedding into ``log_dir/projector_config.pbtxt``; the
+        projector files are on disk once ``flush()`` or ``close()`` returns (torch
+        writes them during the call).  That wait is bounded like every flush, by
+        ``$SUMMARYD_FLUSH_TIMEOUT`` (10 s); a tensors.tsv of several million values
+        can take longer to write.
 
         Args:
             mat: A matrix which each row is the feature vector of the data point.
