@@ -8,7 +8,7 @@ writer (``writer.py``, the client, msgpack) loads on first use of
 ``SummaryWriter``.
 """
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from ._version import __version__
 from .errors import (
@@ -27,11 +27,11 @@ from .errors import (
 )
 from .patching import patch, unpatch
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from .writer import SummaryWriter
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name == "SummaryWriter":
         from .writer import SummaryWriter
 
