@@ -104,6 +104,11 @@ class EventFileWriter:
         """
         return self._owner._event_file_path()
 
+    @property
+    def _ev_writer(self) -> EventFileWriter:
+        """tensorboardX's record writer: its scripts read ``_ev_writer._file_name``."""
+        return self
+
     def add_event(self, event: Any) -> None:
         """Add an ``Event`` as it is (its wall time and step already set)."""
         data = _serialized(event, "event", "Event")
