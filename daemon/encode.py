@@ -20,32 +20,13 @@ from typing import Any
 
 from summaryd import wire
 from summaryd.proto import event_pb2, plugin_text_pb2, summary_pb2, tensor_pb2
+from summaryd.wire import varint as _varint
 
 from . import encode_graph, encode_image, encode_numeric, encode_plugins
 from .arrays import decode_arrays
 from .tfrecord import frame
 
 FILE_VERSION = "brain.Event:2"  # TensorBoard's event-file format version string
-
-
-_B1 = [bytes((i,)) for i in range(128)]
-
-
-def _varint(n: int) -> bytes:
-    if 0 <= n < 0x80:
-        return _B1[n]
-    if 0 < n < 0x4000:
-        return bytes(((n & 0x7F) | 0x80, n >> 7))
-    if 0 < n < 0x200000:
-        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
-    if n < 0:
-        n += 1 << 64  # int64 fields encode negatives as ten-byte two's complement
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _check_step(step: Any) -> None:

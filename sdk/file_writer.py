@@ -35,18 +35,9 @@ _SUMMARY = 5
 _TAGGED_RUN_METADATA = 8
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _field(number: int, payload: bytes) -> bytes:
     """One length-delimited protobuf field: how an Event wraps a message or bytes."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    return wire.varint(number << 3 | 2) + wire.varint(len(payload)) + payload
 
 
 def _serialized(message: Any, name: str, expected: str) -> bytes:

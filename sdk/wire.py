@@ -168,6 +168,28 @@ MESSAGES: dict[str, dict[str, Any]] = {
 }
 
 
+_B1 = [bytes((i,)) for i in range(128)]
+
+
+def varint(n: int) -> bytes:
+    """A protobuf varint (int64 negatives as ten bytes): the daemon's hot scalar
+    encoder and the SDK's raw events both frame fields with it."""
+    if 0 <= n < 0x80:
+        return _B1[n]
+    if 0 < n < 0x4000:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
+    if 0 < n < 0x200000:
+        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
+    if n < 0:
+        n += 1 << 64  # int64 fields encode negatives as ten-byte two's complement
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 def pack(message: dict[str, Any]) -> bytes:
     """Encode a control message (the caller builds a map with ``t``)."""
     return msgpack.packb(message, use_bin_type=True)  # type: ignore[no-any-return]
