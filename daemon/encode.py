@@ -50,7 +50,7 @@ def _tag_part(tag: str) -> bytes:
     value = (b"\x0a" + _varint(len(t)) + t if t else b"") + b"\x15"
     value_len = len(value) + 4
     summary = b"\x0a" + _varint(value_len)
-    part = b"\x2a" + _varint(len(summary) + value_len) + summary + value
+    part: bytes = b"\x2a" + _varint(len(summary) + value_len) + summary + value
     if len(_tag_parts) >= _MAX_TAGS:
         _tag_parts.clear()
     _tag_parts[tag] = part

@@ -140,7 +140,9 @@ def test_module_level_import_logs_through_summaryd_with_crash_safety(
     )
     assert proc.returncode == -9, proc.stderr
     _wait_for_client_drained(daemon)
-    steps = [e.step for e in read_events(run) if e.summary.value[:1] and e.summary.value[0].tag == "loss"]
+    steps = [
+        e.step for e in read_events(run) if e.summary.value[:1] and e.summary.value[0].tag == "loss"
+    ]
     assert steps == list(range(50))
     assert len([p for p in run.iterdir() if "tfevents" in p.name]) == 1
     assert [e.summary.value[0].tag for e in read_events(run / "lr_a")[1:]] == ["lr"]
