@@ -12,12 +12,13 @@ torch's the method delegates to the parent; where it differs it adapts:
 * ``add_scalars`` writes its sub-runs as ``logdir/<main_tag>/<key>`` (torch:
   ``logdir/<main_tag>_<key>``) and remembers every point in ``scalar_dict``
   for ``export_scalars_to_json``;
-* what summaryd's encoders (torch's events) do not produce is built here with
-  summaryd's own protobuf schema (``summaryd.proto``) and shipped as raw
-  events through ``_get_file_writer()``: ``add_scalar``'s ``display_name`` and
-  ``summary_description``, tensorboardX's ``add_hparams`` (its own typing rules,
-  ``name=`` sub-run), ``add_mesh`` (tags ``<tag>_1/2/3``), ``add_graph`` (run
-  metadata tagged ``profiler``) and stereo ``add_audio``;
+* what summaryd's encoders (torch's events) do not produce is built by
+  ``convert_tbx.py`` with summaryd's own protobuf schema (``summaryd.proto``)
+  and shipped as raw events through ``_get_file_writer()``: ``add_scalar``'s
+  ``display_name`` and ``summary_description``, tensorboardX's ``add_hparams``
+  (its own typing rules, ``name=`` sub-run), ``add_mesh`` (tags
+  ``<tag>_1/2/3``), ``add_graph`` (run metadata tagged ``profiler``) and
+  stereo ``add_audio``;
 * ``use_metadata(global_step=, walltime=)`` supplies defaults to the ``add_*``
   calls that tensorboardX routes through its main file writer;
 * ``write_to_disk=False`` validates every call and writes nothing (no
@@ -34,13 +35,24 @@ import contextlib
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import client as _client_mod
 from . import convert, wire
+from .convert_tbx import (
+    clean_tag,
+    cleaned_tag,
+    graph_events,
+    hparams_summaries,
+    make_np,
+    mesh,
+    scalar,
+    scalar_summary,
+    stereo_audio,
+    video_to_ntchw,
+)
 from .errors import (
     ArgumentShapeError,
     ArgumentTypeError,
@@ -53,39 +65,9 @@ from .writer import _default_log_dir
 
 logger = logging.getLogger(__name__)
 
-# tensorboardX's summary._INVALID_TAG_CHARACTERS.
-_INVALID_TAG_CHARACTERS = re.compile(r"[^-/\w\.]")
 _COMET_DISABLED = {"disabled": True}
 # Record kinds whose tag tensorboardX passes through _clean_tag (torch does not).
 _CLEANED_KINDS = frozenset((wire.HISTOGRAM, wire.IMAGE, wire.IMAGES, wire.VIDEO))
-
-
-def clean_tag(name: str) -> str:
-    """tensorboardX's ``_clean_tag``: illegal characters to ``_``, leading slashes dropped."""
-    new_name = _INVALID_TAG_CHARACTERS.sub("_", name).lstrip("/")
-    if new_name != name:
-        logger.info("Summary name %s is illegal; using %s instead.", name, new_name)
-    return new_name
-
-
-def _tag(tag: Any) -> str:
-    return clean_tag(convert.to_tag(tag))
-
-
-def _np(x: Any, name: str) -> Any:
-    """tensorboardX's ``make_np`` (numbers wrapped, tensors to numpy)."""
-    return convert._make_np(x, name)
-
-
-def _scalar(value: Any, name: str) -> float:
-    """tensorboardX's ``scalar()`` conversion: one element after squeeze, as a float."""
-    arr = _np(value, name).squeeze()
-    if arr.ndim != 0:
-        raise ArgumentShapeError(f"{name}: scalar should be 0D, got shape {arr.shape}")
-    try:
-        return float(arr)
-    except (TypeError, ValueError) as exc:
-        convert.reraise(exc, name, "a real number")
 
 
 class _NullClient:
@@ -255,7 +237,7 @@ class SummaryWriter(_TorchWriter):
         # Every media record and raw event passes here: tensorboardX cleans these
         # kinds' tags, and applies use_metadata to what goes to the main run.
         if kind in _CLEANED_KINDS:
-            tag = _tag(tag)
+            tag = cleaned_tag(tag)
         if wid is None or wid == self._wid:
             global_step, walltime = self._meta(global_step, walltime)
         super()._put_arrays(kind, tag, global_step, walltime, payload, wid)
@@ -271,35 +253,14 @@ class SummaryWriter(_TorchWriter):
         display_name: str | None = "",
         summary_description: str | None = "",
     ) -> None:
-        """Add scalar data to summary.
-
-        Args:
-            tag: Data identifier (characters outside ``[-/\\w.]`` become ``_``).
-            scalar_value: Value to be logged in tensorboard.
-            global_step: Global step value to record.
-            walltime: Optional override default walltime (time.time()) of event.
-            display_name: The title of the plot. If empty string is passed,
-                ``tag`` will be used.
-            summary_description: The comprehensive text that will showed by
-                clicking the information icon on TensorBoard.
-        """
+        """As tensorboardX's: the tag cleaned (``[^-/\\w.]`` -> ``_``); ``display_name``
+        (the plot's title, ``tag`` if empty) and ``summary_description`` (behind the
+        information icon) go in the value's metadata, sent as a raw summary."""
         step, walltime = self._meta(global_step, walltime)
         if not display_name and not summary_description:
-            super().add_scalar(_tag(tag), scalar_value, step, walltime)
+            super().add_scalar(cleaned_tag(tag), scalar_value, step, walltime)
             return
-        # tensorboardX puts them in the value's SummaryMetadata: no encoder of
-        # summaryd's writes that, so the summary is built here and sent raw.
-        from .proto import summary_pb2
-
-        name = _tag(tag)
-        value = _scalar(scalar_value, "scalar_value")
-        md = summary_pb2.SummaryMetadata(
-            display_name=convert.to_str(display_name or "", "display_name"),
-            summary_description=convert.to_str(summary_description or "", "summary_description"),
-        )
-        summary = summary_pb2.Summary(
-            value=[summary_pb2.Summary.Value(tag=name, simple_value=value, metadata=md)]
-        )
+        summary = scalar_summary(tag, scalar_value, display_name, summary_description)
         self._get_file_writer().add_summary(summary, step, walltime)
 
     def add_scalars(
@@ -309,17 +270,9 @@ class SummaryWriter(_TorchWriter):
         global_step: int | None = None,
         walltime: float | None = None,
     ) -> None:
-        """Add many scalar data to summary, each key in the run ``logdir/<main_tag>/<key>``.
-
-        Every point is also kept in ``scalar_dict`` for ``export_scalars_to_json``
-        (in memory, as tensorboardX: a long run grows it).
-
-        Args:
-            main_tag: The parent name for the tags.
-            tag_scalar_dict: Key-value pair storing the tag and corresponding values.
-            global_step: Global step value to record.
-            walltime: Optional override default walltime (time.time()) of event.
-        """
+        """As tensorboardX's: each key in the run ``logdir/<main_tag>/<key>`` (torch:
+        ``<main_tag>_<key>``), every point also kept in ``scalar_dict`` for
+        ``export_scalars_to_json`` (in memory, as tensorboardX: a long run grows it)."""
         wt = time.time() if walltime is None else convert.to_walltime(walltime)
         step = convert.to_step(global_step)
         main = convert.to_main_tag(main_tag)
@@ -333,7 +286,7 @@ class SummaryWriter(_TorchWriter):
             key = convert.to_str(key, "tag_scalar_dict key")
             path = os.path.join(self._log_dir_str, main, key)
             convert.check_subrun(self._log_dir_str, path, f"tag_scalar_dict key {key!r}")
-            points.append((path, _scalar(v, f"tag_scalar_dict[{key!r}]")))
+            points.append((path, scalar(v, f"tag_scalar_dict[{key!r}]")))
         tag = clean_tag(main)
         c = self._current()
         for path, value in points:
@@ -344,12 +297,8 @@ class SummaryWriter(_TorchWriter):
             self.scalar_dict.setdefault(path, []).append([wt, global_step, value])
 
     def export_scalars_to_json(self, path: str) -> None:
-        """Write ``scalar_dict`` (``{run path: [[walltime, step, value], ...]}``) as JSON, then
-        clear it.
-
-        Args:
-            path: The file to write.
-        """
+        """Write ``scalar_dict`` (``{run path: [[walltime, step, value], ...]}``) as JSON
+        to the file ``path``, then clear it."""
         with open(path, "w") as f:
             json.dump(self.scalar_dict, f)
         self.scalar_dict = {}
@@ -361,27 +310,15 @@ class SummaryWriter(_TorchWriter):
         name: str | None = None,
         global_step: int | None = None,
     ) -> None:
-        """Add a set of hyperparameters to be compared in tensorboard.
-
-        As tensorboardX: into the sub-run ``logdir/<name>`` (default: the
-        current time), a value of None is left out, str/bool/int/float are
-        typed as such, a callable logs its ``__name__``, anything else is
-        listed with an unset type; each metric is logged there as a scalar.
-
-        Args:
-            hparam_dict: Each key-value pair is the name of the hyper parameter
-                and its value.
-            metric_dict: Each key-value pair is the name of the metric and its value.
-            name: Personnalised name of the hparam session.
-            global_step: Current time step.
-        """
+        """As tensorboardX's: into the sub-run ``logdir/<name>`` (default: the current
+        time), a value of None is left out, str/bool/int/float are typed as such, a
+        callable logs its ``__name__``, anything else is listed with an unset type;
+        each metric is logged there as a scalar at ``global_step``."""
         if type(hparam_dict) is not dict or type(metric_dict) is not dict:
             raise ArgumentTypeError("hparam_dict and metric_dict should be dictionary.")
-        summaries = _hparams_summaries(hparam_dict, metric_dict)
-        metrics = [
-            (clean_tag(convert.to_tag(k, "metric_dict key")), v) for k, v in metric_dict.items()
-        ]
-        values = [(k, _scalar(v, f"metric_dict[{k!r}]")) for k, v in metrics]
+        summaries = hparams_summaries(hparam_dict, metric_dict)
+        metrics = [(cleaned_tag(k, "metric_dict key"), v) for k, v in metric_dict.items()]
+        values = [(k, scalar(v, f"metric_dict[{k!r}]")) for k, v in metrics]
         step = convert.to_step(global_step)
         path = os.path.join(self._log_dir_str, convert.to_str(name or str(time.time()), "name"))
         convert.check_subrun(self._log_dir_str, path, "name")
@@ -409,15 +346,8 @@ class SummaryWriter(_TorchWriter):
         walltime: float | None = None,
         dataformats: str = "NCHW",
     ) -> None:
-        """Add batched image data to summary; a list of CHW or HWC images is stacked first.
-
-        Args:
-            tag: Data identifier.
-            img_tensor: Image data (N, C, H, W) by default, or a list of images.
-            global_step: Global step value to record.
-            walltime: Optional override default walltime (time.time()) of event.
-            dataformats: NCHW, NHWC, ...; CHW or HWC for a list.
-        """
+        """As tensorboardX's: ``img_tensor`` may be a list of images, stacked first
+        (``dataformats`` then CHW or HWC, the images' own)."""
         if isinstance(img_tensor, list):
             fmt = convert.to_str(dataformats, "dataformats").upper()
             if fmt not in ("CHW", "HWC"):  # tensorboardX prints this and writes nothing
@@ -426,7 +356,7 @@ class SummaryWriter(_TorchWriter):
                 return
             import numpy as np
 
-            arrays = [_np(x, f"img_tensor[{i}]") for i, x in enumerate(img_tensor)]
+            arrays = [make_np(x, f"img_tensor[{i}]") for i, x in enumerate(img_tensor)]
             try:
                 img_tensor = np.stack(arrays, 0)
             except ValueError as exc:
@@ -445,26 +375,15 @@ class SummaryWriter(_TorchWriter):
         labels: Any = None,
         **kwargs: Any,
     ) -> None:
-        """Add image and draw bounding boxes on the image.
-
-        Args:
-            tag: Data identifier.
-            img_tensor: Image data.
-            box_tensor: Box data (N, 4), each ``[x1, y1, x2, y2]``.
-            global_step: Global step value to record.
-            walltime: Override default walltime (time.time()) of event.
-            dataformats: Image data format (CHW, HWC, ...).
-            labels: The strings to be shown on each bounding box (a str for one box);
-                a count other than the boxes' is dropped with a warning, as tensorboardX.
-            **kwargs: ``rescale`` (tensorboardX's ``image_boxes`` argument).
-        """
+        """As tensorboardX's: ``labels`` may be a str (one box), and a count other than
+        the boxes' is dropped with a warning; ``**kwargs`` takes only ``rescale``."""
         unknown = set(kwargs) - {"rescale"}
         if unknown:
             raise ArgumentTypeError(f"add_image_with_boxes: unexpected arguments {sorted(unknown)}")
         if labels is not None:
             if isinstance(labels, str):
                 labels = [labels]
-            n = len(_np(box_tensor, "box_tensor"))
+            n = len(make_np(box_tensor, "box_tensor"))
             if len(labels) != n:
                 logger.warning("Number of labels do not equal to number of box, skip the labels.")
                 labels = None
@@ -488,26 +407,9 @@ class SummaryWriter(_TorchWriter):
         walltime: float | None = None,
         dataformats: str | None = "NTCHW",
     ) -> None:
-        """Add video data to summary (an animated GIF).
-
-        Args:
-            tag: Data identifier.
-            vid_tensor: Video data, (N, T, C, H, W) unless ``dataformats`` says otherwise;
-                uint8 in [0, 255] or float in [0, 1].
-            global_step: Global step value to record.
-            fps: Frames per second.
-            walltime: Optional override default walltime (time.time()) of event.
-            dataformats: The order of the five dimensions, a permutation of NTCHW.
-        """
-        fmt = convert.to_str(dataformats, "dataformats").upper()
-        if fmt != "NTCHW":
-            v = _np(vid_tensor, "vid_tensor")
-            if len(fmt) != 5 or set(fmt) != set("NTCHW") or v.ndim != 5:
-                raise ArgumentShapeError(
-                    f"dataformats: expected a permutation of NTCHW matching the tensor's "
-                    f"5 dimensions, got {dataformats!r} for shape {v.shape}"
-                )
-            vid_tensor = v.transpose([fmt.find(ch) for ch in "NTCHW"])
+        """As tensorboardX's: ``dataformats`` orders the five dimensions (a permutation
+        of NTCHW)."""
+        vid_tensor = video_to_ntchw(vid_tensor, dataformats)
         super().add_video(tag, vid_tensor, global_step, fps, walltime)
 
     def add_audio(
@@ -518,19 +420,11 @@ class SummaryWriter(_TorchWriter):
         sample_rate: Any = 44100,
         walltime: float | None = None,
     ) -> None:
-        """Add audio data to summary.
-
-        Args:
-            tag: Data identifier.
-            snd_tensor: Sound data (L,) or (L, C) with C 1 or 2 (stereo), values in [-1, 1].
-            global_step: Global step value to record.
-            sample_rate: Sample rate in Hz.
-            walltime: Optional override default walltime (time.time()) of event.
-        """
-        arr = _np(snd_tensor, "snd_tensor")
+        """As tensorboardX's: ``snd_tensor`` is (L,) or (L, C) with C 1 or 2 (stereo)."""
+        arr = make_np(snd_tensor, "snd_tensor")
         if arr.ndim == 2 and arr.shape[1] == 2:
             # summaryd's WAV encoder is mono (torch's); two channels are encoded here.
-            summary = _stereo_audio(convert.to_tag(tag), arr, sample_rate)
+            summary = stereo_audio(convert.to_tag(tag), arr, sample_rate)
             self._get_file_writer().add_summary(summary, global_step, walltime)
             return
         if arr.ndim > 2 or (arr.ndim == 2 and arr.shape[1] != 1):
@@ -546,7 +440,7 @@ class SummaryWriter(_TorchWriter):
         global_step: int | None = None,
         walltime: float | None = None,
     ) -> None:
-        """Add text data to summary (see ``summaryd.SummaryWriter.add_text``)."""
+        """As ``summaryd.SummaryWriter.add_text``, with ``use_metadata``'s defaults."""
         step, walltime = self._meta(global_step, walltime)
         super().add_text(tag, text_string, step, walltime)
 
@@ -560,18 +454,8 @@ class SummaryWriter(_TorchWriter):
         global_step: int | None = None,
         walltime: float | None = None,
     ) -> None:
-        """Add meshes or 3D point clouds to TensorBoard (tensorboardX's tags ``<tag>_1/2/3``).
-
-        Args:
-            tag: Data identifier.
-            vertices: List of the 3D coordinates of vertices, (B, N, 3).
-            colors: Colors for each vertex, (B, N, 3), values in [0, 255].
-            faces: Indices of vertices within each triangle, (B, N, 3).
-            config_dict: Dictionary with ThreeJS classes names and configuration.
-            global_step: Global step value to record.
-            walltime: Optional override default walltime (time.time()) of event.
-        """
-        summary = _mesh(convert.to_tag(tag), vertices, colors, faces, config_dict)
+        """As tensorboardX's: tags ``<tag>_1/2/3`` (vertices, faces, colors; torch's differ)."""
+        summary = mesh(convert.to_tag(tag), vertices, colors, faces, config_dict)
         self._get_file_writer().add_summary(summary, global_step, walltime)
 
     def add_embedding(
@@ -583,12 +467,10 @@ class SummaryWriter(_TorchWriter):
         tag: str = "default",
         metadata_header: Any = None,
     ) -> None:
-        """Add embedding projector data (see ``summaryd.SummaryWriter.add_embedding``).
-
-        As tensorboardX, ``label_img``'s images must be square.
-        """
+        """As ``summaryd.SummaryWriter.add_embedding``; ``label_img``'s images must be
+        square, as tensorboardX's."""
         if label_img is not None:
-            shape = _np(label_img, "label_img").shape
+            shape = make_np(label_img, "label_img").shape
             if len(shape) == 4 and shape[2] != shape[3]:
                 raise ArgumentShapeError(
                     f"label_img: Image should be square, see tensorflow/tensorboard#670 "
@@ -605,47 +487,22 @@ class SummaryWriter(_TorchWriter):
         verbose: bool = False,
         use_strict_trace: bool = True,
     ) -> None:
-        """Add graph data to summary, traced by torch's ``add_graph`` code as tensorboardX does.
-
-        Args:
-            model: Model to draw (``torch.nn.Module``).
-            input_to_model: A variable or a tuple of variables to be fed.
-            verbose: Whether to print graph structure in console.
-            use_strict_trace: Whether to pass keyword argument ``strict`` to ``torch.jit.trace``.
-        """
-        from torch.utils.tensorboard._pytorch_graph import graph
-
-        from .proto import event_pb2
-
-        graph_def, stepstats = graph(  # type: ignore[no-untyped-call]
+        """As tensorboardX's: traced by torch's code, the run metadata tagged ``profiler``."""
+        graph_event, run_metadata_event = graph_events(
             model, input_to_model, verbose, use_strict_trace
         )
         step, walltime = self._meta(None, None)
         fw = self._get_file_writer()
-        fw.add_event(event_pb2.Event(graph_def=graph_def.SerializeToString()), step, walltime)
-        # tensorboardX tags the run metadata 'profiler' (torch: 'step1').
-        trm = event_pb2.TaggedRunMetadata(
-            tag="profiler", run_metadata=stepstats.SerializeToString()
-        )
-        fw.add_event(event_pb2.Event(tagged_run_metadata=trm), step, walltime)
+        fw.add_event(graph_event, step, walltime)
+        fw.add_event(run_metadata_event, step, walltime)
 
     def add_onnx_graph(self, onnx_model_file: Any) -> None:
-        """Add onnx graph to TensorBoard (read with the ``onnx`` package).
-
-        Args:
-            onnx_model_file: The path to the onnx model.
-        """
+        """Add the onnx graph at path ``onnx_model_file`` (read with the ``onnx`` package)."""
         super().add_onnx_graph(onnx_model_file)
 
     def add_openvino_graph(self, xmlname: Any) -> None:
-        """Add openvino graph to TensorBoard, read by tensorboardX's own XML parser.
-
-        Args:
-            xmlname: The path to the openvino model (the xml file).
-
-        Raises:
-            UnsupportedFeatureError: tensorboardX is not installed (its parser is needed).
-        """
+        """Add the openvino graph at path ``xmlname`` (the xml file), read by tensorboardX's
+        own XML parser: without tensorboardX installed, raises ``UnsupportedFeatureError``."""
         try:
             from tensorboardX.openvino_graph import load_openvino_graph
         except ImportError as exc:
@@ -680,131 +537,3 @@ class FileWriter(_TorchFileWriter):
     def add_openvino_graph(self, graph: Any, walltime: float | None = None) -> None:
         """Add a ``GraphDef`` protocol buffer (from an OpenVINO model) to the event file."""
         self.add_onnx_graph(graph, walltime)
-
-
-# -- summaries built here (summaryd.proto), pure functions ----------------------------
-
-
-def _hparams_summaries(hparam_dict: dict[str, Any], metric_dict: dict[str, Any]) -> list[Any]:
-    """tensorboardX's ``summary.hparams``: experiment, session start and end, in this order."""
-    from .proto import plugin_hparams_pb2 as hp
-    from .proto import summary_pb2
-
-    hps = []
-    ssi = hp.SessionStartInfo()
-    for k, v in hparam_dict.items():
-        k = convert.to_str(k, "hparam_dict key")
-        if v is None:
-            continue
-        if isinstance(v, str):
-            ssi.hparams[k].string_value = v
-            kind = hp.DATA_TYPE_STRING
-        elif isinstance(v, bool):
-            ssi.hparams[k].bool_value = v
-            kind = hp.DATA_TYPE_BOOL
-        elif isinstance(v, (int, float)):
-            ssi.hparams[k].number_value = float(v)
-            kind = hp.DATA_TYPE_FLOAT64
-        elif callable(v):
-            ssi.hparams[k].string_value = getattr(v, "__name__", str(v))
-            kind = hp.DATA_TYPE_STRING
-        else:  # tensorboardX lists it, untyped, without a value
-            kind = hp.DATA_TYPE_UNSET
-        hps.append(hp.HParamInfo(name=k, type=kind))
-    mts = [
-        hp.MetricInfo(name=hp.MetricName(tag=convert.to_str(k, "metric_dict key")))
-        for k in metric_dict
-    ]
-    sei = hp.SessionEndInfo(status=hp.STATUS_SUCCESS)
-    out = []
-    for tag, data in (
-        (
-            "_hparams_/experiment",
-            hp.HParamsPluginData(
-                experiment=hp.Experiment(hparam_infos=hps, metric_infos=mts), version=0
-            ),
-        ),
-        ("_hparams_/session_start_info", hp.HParamsPluginData(session_start_info=ssi, version=0)),
-        ("_hparams_/session_end_info", hp.HParamsPluginData(session_end_info=sei, version=0)),
-    ):
-        md = summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(
-                plugin_name="hparams", content=data.SerializeToString()
-            )
-        )
-        out.append(summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, metadata=md)]))
-    return out
-
-
-def _mesh(tag: str, vertices: Any, colors: Any, faces: Any, config_dict: Any) -> Any:
-    """tensorboardX's ``summary.mesh``: one value ``<tag>_<content type>`` per tensor given."""
-    from .proto import plugin_mesh_pb2, summary_pb2, tensor_pb2
-
-    try:
-        json_config = json.dumps(config_dict, sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        convert.reraise(exc, "config_dict", "a JSON-serialisable dict")
-    values = []
-    for name, tensor, content_type in (
-        ("vertices", vertices, 1),
-        ("faces", faces, 2),
-        ("colors", colors, 3),
-    ):
-        if tensor is None:
-            continue
-        arr = _np(tensor, name)
-        if arr.ndim != 3:
-            raise ArgumentShapeError(f"{name}: expected shape (B, N, 3), got {arr.shape}")
-        try:
-            floats = arr.astype("float32").reshape(-1).tolist()
-        except (TypeError, ValueError) as exc:
-            convert.reraise(exc, name, "numbers")
-        content = plugin_mesh_pb2.MeshPluginData(
-            version=0,
-            name=tag,
-            content_type=content_type,
-            json_config=json_config,
-            shape=list(arr.shape),
-        ).SerializeToString()
-        md = summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="mesh", content=content)
-        )
-        shape = tensor_pb2.TensorShapeProto(
-            dim=[tensor_pb2.TensorShapeProto.Dim(size=d) for d in arr.shape]
-        )
-        t = tensor_pb2.TensorProto(dtype=tensor_pb2.DT_FLOAT, float_val=floats, tensor_shape=shape)
-        values.append(summary_pb2.Summary.Value(tag=f"{tag}_{content_type}", tensor=t, metadata=md))
-    return summary_pb2.Summary(value=values)
-
-
-def _stereo_audio(tag: str, arr: Any, sample_rate: Any) -> Any:
-    """A two-channel WAV summary (16-bit PCM, torch's sample scaling), built in the trainer."""
-    import io
-    import wave
-
-    import numpy as np
-
-    from .proto import summary_pb2
-
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float)):
-        raise ArgumentTypeError(f"sample_rate: expected a number, got {type(sample_rate).__name__}")
-    arr = arr.astype(np.float64)
-    if np.abs(arr).max(initial=0.0) > 1:
-        print("warning: audio amplitude out of range, auto clipped.")
-        arr = arr.clip(-1, 1)
-    pcm = (arr * np.iinfo(np.int16).max).astype("<i2")
-    with io.BytesIO() as fio:
-        with wave.open(fio, "wb") as wav:
-            wav.setnchannels(2)
-            wav.setsampwidth(2)
-            wav.setframerate(int(sample_rate))
-            wav.writeframes(pcm.tobytes())
-        data = fio.getvalue()
-    audio = summary_pb2.Summary.Audio(
-        sample_rate=float(sample_rate),
-        num_channels=2,
-        length_frames=len(arr),
-        encoded_audio_string=data,
-        content_type="audio/wav",
-    )
-    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, audio=audio)])
