@@ -522,6 +522,8 @@ class FileWriter(_TorchFileWriter):
         max_queue: Size of the queue for pending events.
         flush_secs: How often, in seconds, pending events are written at most.
         filename_suffix: Suffix added to the event file's name.
+        purge_step: summaryd only: resume from this step (the daemon purges), as
+            the patched ``SummaryWriter._get_file_writer`` passes its ``purge_step``.
     """
 
     def __init__(
@@ -530,9 +532,11 @@ class FileWriter(_TorchFileWriter):
         max_queue: int = 10,
         flush_secs: int = 120,
         filename_suffix: str = "",
+        *,
+        purge_step: int | None = None,
     ) -> None:
         """Create the writer and its event file (see the class docstring)."""
-        super().__init__(logdir, max_queue, flush_secs, filename_suffix)
+        super().__init__(logdir, max_queue, flush_secs, filename_suffix, purge_step=purge_step)
 
     def add_openvino_graph(self, graph: Any, walltime: float | None = None) -> None:
         """Add a ``GraphDef`` protocol buffer (from an OpenVINO model) to the event file."""
