@@ -141,6 +141,7 @@ def run_both(
     *,
     ignore: Sequence[tuple[str, type[Warning]]] = (),
     printed: list[str] | None = None,
+    impls: tuple[Any, Any] | None = None,
     **writer_kwargs: Any,
 ) -> tuple[Path, Path]:
     """``calls(writer)`` through torch's writer into tmp/torch and summaryd's into tmp/ours.
@@ -148,13 +149,17 @@ def run_both(
     ``ignore``: ``(message regex, category)`` warnings both trainers may emit alike
     (numpy's casts), which pytest's ``filterwarnings = error`` would make errors.
     ``printed``: if given, gets what each writer printed (torch prints warnings).
+    ``impls``: the (reference, summaryd) writer classes, by default torch's
+    ``SummaryWriter`` and ``summaryd.SummaryWriter``; the reference writes tmp/torch.
     """
-    from torch.utils.tensorboard import SummaryWriter as TorchWriter
+    if impls is None:
+        from torch.utils.tensorboard import SummaryWriter as TorchWriter
 
-    from summaryd import SummaryWriter as OurWriter
+        from summaryd import SummaryWriter as OurWriter
 
+        impls = TorchWriter, OurWriter
     roots = tmp_path / "torch", tmp_path / "ours"
-    for impl, root in zip((TorchWriter, OurWriter), roots, strict=True):
+    for impl, root in zip(impls, roots, strict=True):
         out = io.StringIO()
         with warnings.catch_warnings(), contextlib.redirect_stdout(out):
             for message, category in ignore:

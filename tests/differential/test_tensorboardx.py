@@ -12,10 +12,8 @@ tensorboardX's has none; TensorBoard reads both alike.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ import pytest
 from summaryd.tensorboardx import SummaryWriter as OurWriter
 
 from ..conftest import DaemonEnv
-from .compare import Clock, RunDir, assert_trees_equal, events_of
+from .compare import Clock, RunDir, assert_trees_equal, events_of, run_both
 
 tbx = pytest.importorskip("tensorboardX")
 
@@ -55,22 +53,15 @@ def _normalise(ev: Any) -> None:
                 v.image.encoded_image_string = im.mode.encode() + b":" + im.tobytes()
 
 
-def run_both(tmp_path: Path, calls: Callable[[Any], None], **kwargs: Any) -> tuple[Path, Path]:
-    """``calls(writer)`` through tensorboardX's writer and ours (compare.run_both, other pair)."""
-    roots = tmp_path / "torch", tmp_path / "ours"
-    for impl, root in zip((tbx.SummaryWriter, OurWriter), roots, strict=True):
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            for message, category in _REF_WARNINGS:
-                warnings.filterwarnings("ignore", message, category)
-            w = impl(str(root), **kwargs)
-            calls(w)
-            w.close()
-    return roots
-
-
 def compare(tmp_path: Path, calls: Callable[[Any], None]) -> tuple[dict[str, RunDir], ...]:
     clock = Clock()
-    t, o = run_both(tmp_path, calls)
+    t, o = run_both(
+        tmp_path,
+        calls,
+        ignore=_REF_WARNINGS,
+        printed=[],  # what tensorboardX prints is not compared here
+        impls=(tbx.SummaryWriter, OurWriter),
+    )
     return assert_trees_equal(t, o, clock, adjust=_normalise)
 
 
