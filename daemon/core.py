@@ -454,6 +454,10 @@ class Core:
                 self._open(c, rec, c.tail, now)
             except Exception as exc:
                 self._malformed(c, exc)
+                continue
+            # Still open at the tail: the next snapshot must name it too, or a
+            # daemon restarted twice forgets the writer ("CLOSE: unknown writer").
+            c.at_tail[rec[1]] = rec
         c.control.clear()  # the restored writers are the state at the tail
 
     def flush(self, cid: str, tok: int, pos: int) -> None:

@@ -38,7 +38,15 @@ import zmq
 
 from summaryd import __version__, wire
 from summaryd.paths import Locations, ensure_runtime_dir, process_alive
-from summaryd.ring import NOTICE_BELL, Ring, RingBusyError, RingCorruptError, open_ring
+from summaryd.ring import (
+    NOTICE_BELL,
+    Ring,
+    RingBusyError,
+    RingCorruptError,
+    open_ring,
+    ring_owner,
+    runtime_id,
+)
 
 from . import encode, notify, projector
 from .core import (
@@ -206,6 +214,7 @@ class Daemon:
         except FileNotFoundError:
             pass
         self._saved = self._recover()
+        self.runtime = runtime_id(self.loc.runtime_dir)
         self.sock.bind(self.loc.endpoint)
         os.chmod(self.loc.socket_path, 0o600)
         rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -515,8 +524,34 @@ class Daemon:
                 self.loc.is_ring_name(name)
                 and self.loc.ring_path(name) not in known
                 and name not in self._rejected
+                and self._ours_to_adopt(name)
             ):
                 self._attach(name, now)
+
+    def _ours_to_adopt(self, name: str) -> bool:
+        """Whether a scan may adopt ring ``name``: its producer is dead, or it
+        reports to this runtime dir (a restarted daemon's live clients).  A live
+        client of another daemon sharing the ring directory is left untouched,
+        not even locked: its own daemon would refuse its hello while we held it.
+        A live client of ours whose ring says nothing (an older SDK) is adopted
+        when it says hello."""
+        path = self.loc.ring_path(name)
+        try:
+            pid, start, runtime = ring_owner(path)
+        except FileNotFoundError:
+            return False  # removed since the listing: its client or daemon is done with it
+        except (OSError, ValueError, RingCorruptError) as exc:
+            if name not in self._rejected:
+                self._rejected.add(name)
+                log.warning("not adopting ring %s: %s", path, exc)
+            return False
+        if runtime == self.runtime:
+            return True
+        try:
+            return not process_alive(pid, start)
+        except OSError as exc:  # e.g. EMFILE: unknown is not dead
+            log.warning("cannot check pid %d: %s", pid, exc)
+            return False
 
     def _submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
         """Start an encoding job; its end wakes the loop to write the result."""

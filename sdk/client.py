@@ -49,7 +49,7 @@ from .errors import (
     RecordsDroppedWarning,
 )
 from .paths import Locations, ensure_runtime_dir, locations, process_start_ticks
-from .ring import NOTICE_BELL, WAKE_BELL, Ring, create_ring
+from .ring import NOTICE_BELL, WAKE_BELL, Ring, create_ring, runtime_id
 from .spawn import daemon_running, ensure_daemon, spawning_allowed
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -109,7 +109,13 @@ class Client:
         self.ring_path = loc.ring_path(self.ring_name)
         ring_bytes = int(_env_float("SUMMARYD_RING_BYTES", DEFAULT_RING_BYTES))
         self.ring: Ring = create_ring(
-            self.ring_path, ring_bytes, self.pid, self.start_ticks, self.session.encode()
+            self.ring_path,
+            ring_bytes,
+            self.pid,
+            self.start_ticks,
+            self.session.encode(),
+            # Whose ring it is: another daemon sharing the ring directory leaves it alone.
+            runtime=runtime_id(loc.runtime_dir),
         )
         self.lock = threading.Lock()  # serialises ring producers
         self.sock_lock = threading.Lock()  # the socket is not thread-safe

@@ -9,11 +9,19 @@ Layout (all integers little-endian; offsets in bytes)::
     24   pid        u64  the producer's pid
     32   start      u64  the producer's start time (clock ticks since boot)
     40   session    16s  random per client; a new one on a known pid = restarted
+    56   runtime    u64  runtime_id() of the producer's runtime dir: whose daemon it reports to
     64   head       u64  producer's write position (own cache line)
     128  tail       u64  consumer's position: every record before it is in its file
     136  bell       u64  consumer sets it (bit 0: wake me, bit 1: notice sent); producer clears
     192  dropped    u64  records the producer dropped because the ring stayed full
     256  data       capacity bytes
+
+A daemon adopts a ring only when its producer is dead (pid and start time),
+when its producer says hello to it, or when ``runtime`` names the daemon's own
+runtime dir (a restarted daemon takes its live clients' rings back before they
+say hello again): a live client of another daemon sharing the ring directory
+is never locked, drained or sent a notice.  A ring with ``runtime`` 0 (made by
+an older SDK) is adopted only by hello or once its producer is dead.
 
 The bell lets a sleeping daemon be woken by one message instead of polling,
 and tells the producer a notice waits on its socket (its next call reads it).
@@ -33,8 +41,8 @@ drain and a write loses nothing: the next one reads from ``tail`` again.
 The checksum lets the consumer refuse a torn or garbage record instead of
 acting on it.  The magic is written last, so a half-made ring is never adopted.
 
-Pure code over a buffer; ``create_ring``/``open_ring`` are the only functions
-that touch ``/dev/shm``.
+Pure code over a buffer; ``create_ring``/``open_ring``/``ring_owner`` are the
+only functions that touch ``/dev/shm``.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ import os
 import stat
 import struct
 from collections.abc import Callable, Sequence
-from zlib import crc32
+from zlib import adler32, crc32
 
 from .errors import ProtocolError
 
@@ -58,7 +66,7 @@ MIN_CAPACITY = 1 << 12
 CHECKED = 4096  # bytes of a record's payload its checksum covers
 MAX_CAPACITY = 1 << 32
 
-_FIXED = struct.Struct("<8sIIQQQ16s")  # magic .. session: offsets 0..55
+_FIXED = struct.Struct("<8sIIQQQ16sQ")  # magic .. runtime: offsets 0..63
 _REC = struct.Struct("<II")
 _LEN = struct.Struct("<I")
 _VIEW_ABOVE = 1 << 16  # payloads larger than this are returned as memoryviews
@@ -97,11 +105,12 @@ class Ring:
         self._mm = buf
         self._lock_fd = lock_fd  # the consumer's flock on the ring file, held while mapped
         self._q = memoryview(buf)[:HEADER_SIZE].cast("Q")
-        magic, version, hdr, cap, pid, start, session = _FIXED.unpack_from(buf, 0)
+        magic, version, hdr, cap, pid, start, session, runtime = _FIXED.unpack_from(buf, 0)
         self.capacity: int = cap
         self.pid: int = pid
         self.start_ticks: int = start
         self.session: bytes = session
+        self.runtime: int = runtime
         self._mask = cap - 1
         self.read_pos: int = self._q[_TAIL]
 
@@ -363,7 +372,21 @@ def _round_capacity(requested: int) -> int:
     return cap
 
 
-def create_ring(path: str, capacity: int, pid: int, start_ticks: int, session: bytes) -> Ring:
+def runtime_id(runtime_dir: str) -> int:
+    """The ``runtime`` header word for a runtime dir: which daemon a ring reports to.
+
+    Derived from the directory's device and inode, not its path: two containers
+    sharing ``/dev/shm`` may spell their runtime dirs alike.  zlib's checksums rather
+    than hashlib, whose import costs every logging process ~6 ms.  Never 0.
+    """
+    st = os.stat(runtime_dir)
+    key = struct.pack("<QQ", st.st_dev, st.st_ino)
+    return (crc32(key) << 32 | adler32(key)) or 1
+
+
+def create_ring(
+    path: str, capacity: int, pid: int, start_ticks: int, session: bytes, runtime: int = 0
+) -> Ring:
     """Create a new ring file at ``path`` (0600, must not exist) and map it."""
     cap = _round_capacity(capacity)
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -376,7 +399,9 @@ def create_ring(path: str, capacity: int, pid: int, start_ticks: int, session: b
         os.unlink(path)
         raise
     os.close(fd)
-    _FIXED.pack_into(mm, 0, b"\0" * 8, RING_VERSION, HEADER_SIZE, cap, pid, start_ticks, session)
+    _FIXED.pack_into(
+        mm, 0, b"\0" * 8, RING_VERSION, HEADER_SIZE, cap, pid, start_ticks, session, runtime
+    )
     mm[0:8] = MAGIC  # last: the ring is valid only once everything else is in place
     return Ring(mm)
 
@@ -404,7 +429,7 @@ def open_ring(path: str) -> Ring:
         if st.st_size < HEADER_SIZE:
             raise RingCorruptError(f"{path}: too small for a ring header")
         fixed = os.pread(fd, _FIXED.size, 0)
-        magic, version, hdr, cap, _pid, _start, _session = _FIXED.unpack(fixed)
+        magic, version, hdr, cap, _pid, _start, _session, _runtime = _FIXED.unpack(fixed)
         if magic != MAGIC or version != RING_VERSION or hdr != HEADER_SIZE:
             raise RingCorruptError(f"{path}: bad magic or version")
         if cap < MIN_CAPACITY or cap > MAX_CAPACITY or cap & (cap - 1):
@@ -416,3 +441,29 @@ def open_ring(path: str) -> Ring:
         os.close(fd)
         raise
     return Ring(mm, fd)
+
+
+def ring_owner(path: str) -> tuple[int, int, int]:
+    """``(pid, start_ticks, runtime)`` from a ring's header, read without mapping
+    or locking it: a daemon decides whether a ring is its to adopt before it
+    takes the lock another daemon's client would find held.
+
+    Raises:
+        RingCorruptError: not a regular file of ours with a valid header.
+        OSError: it cannot be opened or read (e.g. already removed).
+    """
+    # O_NONBLOCK: a FIFO planted under a ring's name must not hang the daemon.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise RingCorruptError(f"{path}: not a 0600 regular file owned by this user")
+        fixed = os.pread(fd, _FIXED.size, 0)
+    finally:
+        os.close(fd)
+    if len(fixed) < _FIXED.size:
+        raise RingCorruptError(f"{path}: too small for a ring header")
+    magic, version, hdr, _cap, pid, start, _session, runtime = _FIXED.unpack(fixed)
+    if magic != MAGIC or version != RING_VERSION or hdr != HEADER_SIZE:
+        raise RingCorruptError(f"{path}: bad magic or version")
+    return pid, start, runtime

@@ -57,7 +57,7 @@ def ring_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def ring(ring_path: Path) -> Iterator[Ring]:
-    r = create_ring(str(ring_path), CAP, pid=4242, start_ticks=777, session=SESSION)
+    r = create_ring(str(ring_path), CAP, pid=4242, start_ticks=777, session=SESSION, runtime=99)
     try:
         yield r
     finally:
@@ -148,6 +148,7 @@ def test_docstring_layout_parses() -> None:
         "pid",
         "start",
         "session",
+        "runtime",
         "head",
         "tail",
         "bell",
@@ -167,7 +168,7 @@ def test_docstring_layout_matches_constants() -> None:
     assert rows["hdr_size"][2].startswith("HEADER_SIZE")
     assert eval(rows["magic"][2]) == MAGIC  # the literal b"SMDRING1"
     # The fixed fields, in order, are the struct the code packs.
-    fixed = ["magic", "version", "hdr_size", "capacity", "pid", "start", "session"]
+    fixed = ["magic", "version", "hdr_size", "capacity", "pid", "start", "session", "runtime"]
     fmt = "<" + "".join(rows[name][1].replace("u32", "I").replace("u64", "Q") for name in fixed)
     assert struct.calcsize(fmt) == ring_mod._FIXED.size
     assert fmt == ring_mod._FIXED.format
@@ -192,6 +193,8 @@ def test_header_bytes_follow_the_docstring(ring: Ring, ring_path: Path) -> None:
     assert struct.unpack_from("<Q", raw, rows["pid"][0])[0] == 4242
     assert struct.unpack_from("<Q", raw, rows["start"][0])[0] == 777
     assert raw[rows["session"][0] : rows["session"][0] + 16] == SESSION
+    assert struct.unpack_from("<Q", raw, rows["runtime"][0])[0] == 99 == ring.runtime
+    assert ring_mod.ring_owner(str(ring_path)) == (4242, 777, 99)
 
     assert ring.put(b"hello")
     assert ring.put(b"world!")

@@ -1,0 +1,201 @@
+"""Two daemons on one machine, one ring directory and one ring prefix, but each
+with its own runtime dir (two users' containers, two test runs, simulated
+nodes): neither touches a live client of the other.
+
+A daemon adopts a ring when its owner is dead, when its client says hello to
+it, or when the ring names the daemon's runtime dir (a restarted daemon takes
+back its live clients' rings).  Every scan a daemon makes is forced here by an
+event, never by waiting out ``SCAN_EVERY``: the start-up and shutdown scans of
+a restart, and the scan a writer opened with ``purge_step`` asks for.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from summaryd.daemon.cli import request
+from summaryd.paths import locations
+
+from ..conftest import DaemonEnv, read_events
+
+pytestmark = pytest.mark.integration
+
+# A client process driven line by line on stdin; it answers each command with
+# "ok" or "error <exception>".  Warnings are errors in it, so a notice from a
+# daemon (say "ring ... refused") fails the command that picked it up.
+PEER = r"""
+import os, sys, warnings
+
+warnings.simplefilter("error")
+from summaryd import SummaryWriter
+from summaryd.client import get_client
+
+writers = {}
+print(os.getpid(), get_client().session, flush=True)
+for line in sys.stdin:
+    cmd, *args = line.split()
+    try:
+        if cmd == "log":  # log DIR TAG FIRST END: scalars TAG at steps FIRST..END-1
+            w = writers.setdefault(args[0], SummaryWriter(args[0]))
+            for i in range(int(args[2]), int(args[3])):
+                w.add_scalar(args[1], float(i), i)
+        elif cmd == "flush":
+            writers[args[0]].flush()
+        elif cmd == "resume":  # resume DIR STEP: a new writer with purge_step, flushed
+            w = writers[args[0]] = SummaryWriter(args[0], purge_step=int(args[1]))
+            w.add_scalar("resumed", 0.0, int(args[1]))
+            w.flush()
+        elif cmd == "quit":
+            for w in writers.values():
+                w.close()
+        print("ok", flush=True)
+    except Exception as exc:
+        print("error", repr(exc), flush=True)
+    if cmd == "quit":
+        break
+"""
+
+
+class Peer:
+    def __init__(self, script: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        pid, self.session = self.proc.stdout.readline().split()
+        assert int(pid) == self.proc.pid
+
+    def __call__(self, *command: object) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(" ".join(map(str, command)) + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        assert reply == "ok\n", f"{command}: {reply!r}"
+
+    def end(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f is not None:
+                f.close()
+
+
+def points(log_dir: Path) -> Counter[tuple[str, int]]:
+    return Counter((v.tag, e.step) for e in read_events(log_dir) for v in e.summary.value)
+
+
+def sessions(d: DaemonEnv) -> set[str]:
+    return {c["sid"] for c in request(locations(d.env), {"t": "status"})["clients"]}
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[tuple[DaemonEnv, DaemonEnv]]:
+    """Daemons A and B: own runtime dirs, one ring prefix; stopped by PID after."""
+    prefix = f"sdtest2d-{os.getpid()}-{tmp_path.name[-12:]}"
+    envs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        env = dict(os.environ) | {
+            "SUMMARYD_RUNTIME_DIR": str(tmp_path / name / "rt"),
+            "SUMMARYD_RING_PREFIX": prefix,
+            "SUMMARYD_IDLE_EXIT": "",
+            "SUMMARYD_NO_SPAWN": "1",  # the test starts and stops every daemon
+        }
+        envs.append(DaemonEnv(tmp_path / name / "rt", prefix, env))
+    try:
+        yield envs[0], envs[1]
+    finally:
+        try:
+            for d in envs:
+                d.stop()
+        finally:
+            for name in envs[0].rings():
+                os.unlink(os.path.join("/dev/shm", name))
+
+
+def test_daemons_sharing_a_ring_prefix_leave_each_others_live_clients_alone(
+    two: tuple[DaemonEnv, DaemonEnv], tmp_path: Path
+) -> None:
+    a, b = two
+    script = tmp_path / "peer.py"
+    script.write_text(PEER)
+    run_a, run_b, run_k = tmp_path / "run_a", tmp_path / "run_b", tmp_path / "run_killed"
+    peers: list[Peer] = []
+    try:
+        a.start()
+        b.start()
+        pa = Peer(script, a.env)
+        peers.append(pa)
+        pb = Peer(script, b.env)
+        peers.append(pb)
+        pa("log", run_a, "a", 0, 50)
+        pb("log", run_b, "b", 0, 50)
+        pa("flush", run_a)
+        pb("flush", run_b)
+
+        # B's shutdown and start-up scans while A serves its client.
+        b.stop()
+        b.start()
+        assert sessions(b) == {pb.session}
+        pa("log", run_a, "a", 50, 100)
+        pb("log", run_b, "b", 50, 100)
+        pa("flush", run_a)
+        pb("flush", run_b)
+
+        # A stops: its live client's ring is unlocked, and still A's.
+        a.stop()
+        pa("log", run_a, "a", 100, 150)  # waits in the ring for A
+        # A client of A that dies while A is down: a dead owner's ring is anyone's.
+        pk = Peer(script, a.env)
+        peers.append(pk)
+        pk("log", run_k, "k", 0, 80)
+        pk.proc.send_signal(signal.SIGKILL)
+        assert pk.proc.wait() == -signal.SIGKILL
+        b_pid = b.pid
+        pb("resume", tmp_path / "run_b_resumed", 1000)  # B scans before acknowledging
+        assert pa.session not in sessions(b)
+
+        # Restarted, A takes its live client's ring back at its start-up scan,
+        # before the client says hello again.
+        a.start()
+        assert sessions(a) == {pa.session}
+        pa("flush", run_a)
+        pa("log", run_a, "a", 150, 200)
+        pb("log", run_b, "b", 100, 200)
+        pa("flush", run_a)
+        pb("flush", run_b)
+
+        # B's scans once more, then A's, each while the other serves its client.
+        b.stop()
+        b.start()
+        a.stop()
+        a.start()
+        pa("quit")
+        pb("quit")
+        for p in (pa, pb):
+            assert p.proc.wait(30) == 0
+        assert b.stop() == 0
+        assert a.stop() == 0
+    finally:
+        for p in peers:
+            p.end()
+
+    assert points(run_a) == Counter({("a", i): 1 for i in range(200)})
+    assert points(run_b) == Counter({("b", i): 1 for i in range(200)})
+    assert points(run_k) == Counter({("k", i): 1 for i in range(80)})
+    # B, scanning first, adopted the dead client of A (file names carry the daemon's pid).
+    assert [p.name.split(".")[-2] for p in run_k.iterdir()] == [str(b_pid)]
+    assert a.rings() == []
