@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from summaryd.convert_image import (
+from summaryd.limits import (
     MAX_LABEL_CHARS,
     MAX_LABELS_CHARS,
     MAX_RESCALED_PIXELS,

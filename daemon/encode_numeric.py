@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from summaryd.convert_numeric import (
+from summaryd.limits import (
     ESTIMATORS,
     MAX_BINS,
     MAX_THRESHOLDS,

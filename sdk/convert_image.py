@@ -54,14 +54,11 @@ from .errors import (
     ArgumentValueError,
     ArgumentZeroDivisionError,
 )
+from .limits import MAX_LABEL_CHARS, MAX_LABELS_CHARS, MAX_RESCALED_PIXELS, MAX_SIDE
 
 Payload = tuple[dict[str, Any], list[np.ndarray]]
 
-MAX_SIDE = (1 << 31) - 1  # PNG's largest width or height
 MAX_GIF_SIDE = 0xFFFF  # GIF stores sides in 16 bits
-MAX_RESCALED_PIXELS = 1 << 24  # add_image_with_boxes' rescaled image: 4096x4096 (64 MiB RGBA)
-MAX_LABEL_CHARS = 4096  # ~20 ms of Pillow text drawing
-MAX_LABELS_CHARS = 1 << 16
 # Pillow stores a GIF frame's delay (ms, from 1/fps: see media.gif) as centiseconds in 16 bits.
 MAX_GIF_DELAY_MS = 655350.0
 

@@ -19,28 +19,13 @@ from . import convert, wire
 from .client import ClientStatistics
 from .errors import ArgumentAttributeError, ArgumentTypeError
 from .file_writer import FileWriter
+from .limits import tensorflow_bins
 from .writer_media import MediaMethods
 
 _SCALAR = wire.SCALAR
 _CLOSED = object()
 _INT64_MIN = convert.INT64_MIN
 _INT64_MAX = convert.INT64_MAX
-
-
-def _tensorflow_bins() -> list[float]:
-    """torch's ``default_bins``: TensorFlow's histogram edges (1e-12 * 1.1^k, mirrored)."""
-    global _DEFAULT_BINS
-    if _DEFAULT_BINS is None:
-        v = 1e-12
-        buckets = []
-        while v < 1e20:
-            buckets.append(v)
-            v *= 1.1
-        _DEFAULT_BINS = tuple([-b for b in reversed(buckets)] + [0] + buckets)
-    return list(_DEFAULT_BINS)
-
-
-_DEFAULT_BINS: tuple[float, ...] | None = None
 
 
 def _default_log_dir(comment: str) -> str:
@@ -113,7 +98,7 @@ class SummaryWriter(MediaMethods):
         # torch's internals, which frameworks use (``file_writer.py``): None once closed.
         self.file_writer: FileWriter | None = None
         self.all_writers: dict[str, FileWriter] | None = None
-        self.default_bins = _tensorflow_bins()
+        self.default_bins = tensorflow_bins()  # torch's attribute (its add_histogram's edges)
         self._open_main()
         _client_mod.register_exit_flush(self)
 

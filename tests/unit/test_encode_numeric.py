@@ -35,7 +35,7 @@ from torch.utils.tensorboard import SummaryWriter as TorchWriter
 from torch.utils.tensorboard import summary as torch_summary
 from torch.utils.tensorboard._convert_np import make_np
 
-from summaryd import convert_numeric
+from summaryd import convert_numeric, limits
 from summaryd.daemon import encode_numeric
 from summaryd.proto import summary_pb2
 
@@ -131,7 +131,7 @@ HIST_VALUES: dict[str, Any] = {
     "nan-inf": np.array([np.nan, 1.0, -np.inf, np.inf, 3.0, -0.0, 0.0]),
     "huge": np.array([1e30, -1e30, 5.0]),
     "one": np.array([0.0]),
-    "on-edges": np.array(convert_numeric.tensorflow_bins()[::7]),
+    "on-edges": np.array(limits.tensorflow_bins()[::7]),
 }
 HIST_BINS: list[Any] = [
     "tensorflow",
@@ -185,7 +185,7 @@ def test_histogram_equals_torch(name: str, default_bins: list[float]) -> None:
 
 
 def test_tensorflow_bins_are_torchs(default_bins: list[float]) -> None:
-    mine = convert_numeric.tensorflow_bins()
+    mine = limits.tensorflow_bins()
     assert len(mine) == 1549
     assert np.array_equal(np.array(mine), np.array(default_bins))
     assert [math.copysign(1, x) for x in mine] == [math.copysign(1, x) for x in default_bins]
@@ -193,7 +193,7 @@ def test_tensorflow_bins_are_torchs(default_bins: list[float]) -> None:
 
 def _edge_probe(ftype: Any) -> np.ndarray:
     """Every default edge, its float neighbours, and the special values, in ``ftype``."""
-    e = np.array(convert_numeric.tensorflow_bins()).astype(ftype)
+    e = np.array(limits.tensorflow_bins()).astype(ftype)
     inf = ftype(np.inf)
     special = np.array(
         [0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf, 1e-300, -1e-300, 5e-324, -5e-324, 1e-45]
@@ -210,7 +210,7 @@ def _edge_probe(ftype: Any) -> np.ndarray:
 def test_tensorflow_counts_exact_at_every_edge(ftype: Any) -> None:
     """The bit-pattern table counts what np.histogram counts, at and around every edge."""
     x = _edge_probe(ftype)
-    edges = np.array(convert_numeric.tensorflow_bins())
+    edges = np.array(limits.tensorflow_bins())
     with np.errstate(invalid="ignore"):
         ref = np.histogram(x.astype(np.float64), bins=edges)[0]
     assert np.array_equal(encode_numeric._tensorflow_counts(x), ref)
@@ -219,7 +219,7 @@ def test_tensorflow_counts_exact_at_every_edge(ftype: Any) -> None:
 def test_tensorflow_counts_random_magnitudes() -> None:
     rng = np.random.default_rng(7)
     x = rng.standard_normal(200_000) * 10.0 ** rng.integers(-16, 23, 200_000)
-    edges = np.array(convert_numeric.tensorflow_bins())
+    edges = np.array(limits.tensorflow_bins())
     for arr in (x, x.astype(np.float32)):
         ref = np.histogram(arr.astype(np.float64), bins=edges)[0]
         assert np.array_equal(encode_numeric._tensorflow_counts(arr), ref)
