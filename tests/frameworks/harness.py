@@ -34,7 +34,6 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -295,7 +294,6 @@ def assert_logdirs_equal(
     clock: Clock,
     *,
     volatile: str | None = None,
-    other_files: Callable[[str], bool] = lambda rel: True,
     source_writer: bool = True,
 ) -> Compared:
     """Both trees hold the same runs, events, scalars (as EventAccumulator serves
@@ -352,8 +350,7 @@ def assert_logdirs_equal(
         result.hparams[name] = [
             (tag, e.step, content) for e in ref[name][1] for tag, content in hparams_content(e)
         ]
-    ref_files = {k: v for k, v in _other_files(ref_root).items() if other_files(k)}
-    our_files = {k: v for k, v in _other_files(ours_root).items() if other_files(k)}
+    ref_files, our_files = _other_files(ref_root), _other_files(ours_root)
     assert sorted(our_files) == sorted(ref_files), (
         f"other files differ: reference {sorted(ref_files)}, summaryd {sorted(our_files)}"
     )
