@@ -20,7 +20,8 @@ unset).  Wall times are float seconds since the epoch, taken in the trainer.
 kind        code  fields after the kind
 ==========  ====  ==========================================================
 OPEN        1     wid, log_dir (absolute str), filename_suffix (str),
-                  max_queue (int >= 1), flush_secs (float > 0),
+                  max_queue (int; <= 0: no count bound, as torch's queue
+                  of size 0), flush_secs (float >= 0; 0: write at once),
                   purge_step (int or nil), walltime (float)
 CLOSE       2     wid
 SCALAR      3     wid, tag (str), value (float), step, walltime
