@@ -14,6 +14,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from summaryd.errors import ProtocolError
+
 MAX_ARRAYS = 16
 MAX_RANK = 8
 _KINDS = frozenset("biuf")
@@ -63,6 +65,25 @@ def decode_arrays(specs: Any, data: bytes | memoryview) -> list[np.ndarray]:
 
 _HEAD_MAX = 1 << 16  # bytes of a large record searched for its fields before the data
 _BIN = {0xC4: (1, 2), 0xC5: (2, 3), 0xC6: (4, 5)}  # bin 8/16/32: length bytes, header size
+
+
+def decode_record(payload: bytes | memoryview) -> list[Any]:
+    """The daemon's one decoder of a ring record: one msgpack array led by an int kind.
+
+    Small records decode with ``msgpack.unpackb``; a large array record keeps
+    its data as a view (``unpack_record``).  Fields are checked by the handler
+    or encoder of the kind.
+
+    Raises:
+        ProtocolError: not one msgpack array led by an int kind (also a ValueError).
+    """
+    try:
+        rec = msgpack.unpackb(payload) if len(payload) <= _HEAD_MAX else unpack_record(payload)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise ProtocolError(f"undecodable record: {exc.__class__.__name__}: {exc}") from None
+    if type(rec) is not list or not rec or type(rec[0]) is not int:
+        raise ProtocolError("record is not an array led by its kind")
+    return rec
 
 
 def unpack_record(payload: bytes | memoryview) -> Any:

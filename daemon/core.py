@@ -64,12 +64,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
-
 from summaryd import wire
 
 from . import encode
-from .arrays import decode_arrays, unpack_record
+from .arrays import decode_arrays, decode_record
 from .tfrecord import frame
 
 WRITE_CHUNK = 1 << 20
@@ -350,8 +348,7 @@ class Core:
         if not payloads:
             return
         # The daemon's hot loop: locals only, one dict lookup per step.
-        unpackb = msgpack.unpackb
-        unpack_large = unpack_record
+        decode = decode_record
         encoders = encode.RECORD_ENCODERS
         handlers = self._handlers
         unwritten = c.unwritten
@@ -360,9 +357,7 @@ class Core:
         n = 0
         for start, payload in zip(starts, payloads, strict=True):
             try:
-                rec = unpackb(payload) if len(payload) <= 65536 else unpack_large(payload)
-                if type(rec) is not list or not rec or type(rec[0]) is not int:
-                    raise ValueError("record is not an array led by an int kind")
+                rec = decode(payload)
                 enc = encoders.get(rec[0])
                 if enc is not None:
                     run = writers.get(rec[1])

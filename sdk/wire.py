@@ -220,18 +220,3 @@ def unpack(data: bytes) -> dict[str, Any]:
         if not isinstance(value, typ) or isinstance(value, bool) and typ is not bool:
             raise ProtocolError(f"{kind}: field {name!r} missing or not {typ.__name__}")
     return msg
-
-
-def unpack_record(data: bytes | memoryview) -> list[Any]:
-    """Decode one ring record into a list (validation of fields is the daemon's).
-
-    Raises:
-        ProtocolError: not one msgpack array led by an int kind.
-    """
-    try:
-        rec = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
-    except Exception as exc:
-        raise ProtocolError(f"undecodable record: {exc.__class__.__name__}: {exc}") from None
-    if type(rec) is not list or not rec or type(rec[0]) is not int:
-        raise ProtocolError("record is not an array led by its kind")
-    return rec

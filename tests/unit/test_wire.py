@@ -18,8 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from summaryd import wire
+from summaryd.daemon.arrays import decode_record
 from summaryd.errors import ProtocolError, SummarydError
-from summaryd.wire import MAX_MESSAGE_BYTES, MESSAGES, PROTOCOL_VERSION, pack, unpack, unpack_record
+from summaryd.wire import MAX_MESSAGE_BYTES, MESSAGES, PROTOCOL_VERSION, pack, unpack
 
 DOC = wire.__doc__ or ""
 
@@ -232,12 +233,12 @@ def test_protocol_error_is_a_summaryd_value_error() -> None:
 # -- records ---------------------------------------------------------------------------------------
 
 
-def test_unpack_record_round_trip() -> None:
+def test_decode_record_round_trip() -> None:
     rec = (wire.SCALAR, 1, "loss", 0.5, 10, 1700000000.25)
-    assert unpack_record(_bad(rec)) == list(rec)
-    assert unpack_record(memoryview(_bad(rec))) == list(rec)
+    assert decode_record(_bad(rec)) == list(rec)
+    assert decode_record(memoryview(_bad(rec))) == list(rec)
     nested = [wire.OPEN, 1, "/tmp/x", "", 10, 120.0, None, 1.0, (1, (2,))]
-    assert unpack_record(_bad(nested))[-1] == [1, [2]]
+    assert decode_record(_bad(nested))[-1] == [1, [2]]
 
 
 @pytest.mark.parametrize(
@@ -256,15 +257,15 @@ def test_unpack_record_round_trip() -> None:
         "list-kind",
     ],
 )
-def test_unpack_record_refuses_non_records(obj: Any) -> None:
+def test_decode_record_refuses_non_records(obj: Any) -> None:
     with pytest.raises(ProtocolError):
-        unpack_record(_bad(obj))
+        decode_record(_bad(obj))
 
 
 @pytest.mark.parametrize("data", [b"", b"\xc1", b"\x93\x01", _bad([1]) + b"\x01"])
-def test_unpack_record_refuses_garbage(data: bytes) -> None:
+def test_decode_record_refuses_garbage(data: bytes) -> None:
     with pytest.raises(ProtocolError):
-        unpack_record(data)
+        decode_record(data)
 
 
 # -- properties ------------------------------------------------------------------------------------
@@ -342,9 +343,9 @@ def test_unpack_truncated_or_mutated(obj: Any, data: st.DataObject) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
-def test_unpack_record_arbitrary_bytes(data: bytes) -> None:
+def test_decode_record_arbitrary_bytes(data: bytes) -> None:
     try:
-        rec = unpack_record(data)
+        rec = decode_record(data)
     except ProtocolError:
         return
     assert type(rec) is list and rec and type(rec[0]) is int
@@ -352,11 +353,28 @@ def test_unpack_record_arbitrary_bytes(data: bytes) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(st.one_of(_values, st.lists(_values, max_size=6)))
-def test_unpack_record_arbitrary_msgpack(obj: Any) -> None:
+def test_decode_record_arbitrary_msgpack(obj: Any) -> None:
     try:
-        rec = unpack_record(_bad(obj))
+        rec = decode_record(_bad(obj))
     except ProtocolError:
         assert not (type(obj) is list and obj and type(obj[0]) is int)
         return
     assert type(rec) is list and rec and type(rec[0]) is int
     assert rec == obj
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(min_size=1, max_size=64), st.integers(min_value=1 << 16, max_value=1 << 18))
+def test_decode_record_large_records_and_their_tails(noise: bytes, size: int) -> None:
+    """Past 64 KiB the daemon keeps an array record's data as a view: the same
+    record, and damage anywhere (here: the tail) is a ProtocolError, never more."""
+    data = bytes(size)
+    rec = [wire.HISTOGRAM, 1, "t", 0, 1.0, {}, [["|u1", [size]]], data]
+    payload = _bad(rec)
+    out = decode_record(payload)
+    assert out[:-1] == rec[:-1] and bytes(out[-1]) == data
+    try:
+        damaged = decode_record(payload + noise)
+    except ProtocolError:
+        return
+    assert type(damaged) is list and type(damaged[0]) is int
