@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -18,9 +19,10 @@ from typing import Any
 from summaryd import __version__
 from summaryd.client import request
 from summaryd.errors import DaemonUnavailableError
-from summaryd.paths import locations
+from summaryd.paths import Locations, locations, process_alive
 
 EXIT_NOT_RUNNING = 3  # as `systemctl status` for a unit that is not active
+_RING_NAME = re.compile(r"\d+\.[0-9a-f]{16}")  # after "<prefix>.": a ring, not a blob
 
 
 def _env_float(name: str) -> float | None:
@@ -76,15 +78,57 @@ def format_status(st: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def waiting_rings(loc: Locations) -> list[dict[str, Any]]:
+    """Rings in the ring dir that the next daemon of ``loc`` adopts and writes:
+    those that report to its runtime dir, and those whose process exited (a
+    trainer killed while no daemon ran).  A live client of another daemon
+    sharing the prefix is not listed."""
+    from summaryd.ring import RingCorruptError, ring_owner, runtime_id
+
+    try:
+        ours = runtime_id(loc.runtime_dir)
+    except OSError:
+        ours = -1  # no runtime dir yet: no ring can name it
+    try:
+        names = sorted(os.listdir(loc.shm_dir))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        if not _RING_NAME.fullmatch(name[len(loc.ring_prefix) + 1 :]):
+            continue
+        if not loc.is_ring_name(name):
+            continue
+        path = loc.ring_path(name)
+        try:
+            pid, start, runtime = ring_owner(path)
+            alive = process_alive(pid, start)
+            size = os.path.getsize(path)
+        except (OSError, RingCorruptError):
+            continue
+        if alive and runtime != ours:
+            continue
+        out.append({"name": name, "pid": pid, "alive": alive, "bytes": size})
+    return out
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     loc = locations()
     try:
         st = request(loc, {"t": "status"})
     except DaemonUnavailableError as exc:
+        rings = waiting_rings(loc)
         if args.json:
-            print(json.dumps({"running": False, "runtime_dir": loc.runtime_dir}))
+            print(json.dumps({"running": False, "runtime_dir": loc.runtime_dir, "rings": rings}))
         else:
             print(f"○ summaryd - not running ({exc})")
+            if rings:
+                dead = sum(not r["alive"] for r in rings)
+                print(
+                    f"  {len(rings)} ring(s) wait in {loc.shm_dir} ({dead} of exited processes); "
+                    f"the next daemon writes their records (`summaryd serve`, or any "
+                    f"summaryd client starts one)"
+                )
         return EXIT_NOT_RUNNING
     if args.json:
         st.pop("t", None)

@@ -63,6 +63,7 @@ from .core import (
     SetTail,
 )
 from .files import EventFile, purge_file
+from .heartbeat import Heartbeat
 
 log = logging.getLogger("summaryd")
 
@@ -153,6 +154,8 @@ class Daemon:
             submit_in_order=self._submit_in_order,
         )
         self.lock_fd = lock_fd
+        # Under systemd (NOTIFY_SOCKET): clients leave restarting us to the unit.
+        self._heartbeat = Heartbeat(loc, supervised=bool(os.environ.get("NOTIFY_SOCKET")))
         self.attached: dict[str, Attached] = {}
         self.by_identity: dict[bytes, str] = {}
         self.files: dict[int, EventFile | None] = {}
@@ -229,6 +232,7 @@ class Daemon:
         self.poller.register(self.sock, zmq.POLLIN)
         self.poller.register(rfd, zmq.POLLIN)
         try:
+            self._heartbeat.start()
             self._scan(time.monotonic())
             log.info(
                 "summaryd %s serving on %s (pid %d, %d ring(s) adopted)",
@@ -352,6 +356,7 @@ class Daemon:
             if f is not None:
                 f.close()
         self.files.clear()
+        self._heartbeat.stop()  # before unmapping: it clears each ring's beat
         for a in self.attached.values():
             a.ring.close()
         self._pool.shutdown(wait=True)
@@ -483,6 +488,7 @@ class Daemon:
             ring.close()
             return False
         self.attached[sid] = Attached(sid, ring, path)
+        self._heartbeat.add(ring)
         saved = self._saved.pop(sid, None)
         if saved is not None and (saved["pid"], saved["start"]) != (ring.pid, ring.start_ticks):
             saved = None
@@ -916,6 +922,7 @@ class Daemon:
                 if a is not None:
                     if a.identity is not None:
                         self.by_identity.pop(a.identity, None)
+                    self._heartbeat.discard(a.ring)
                     a.ring.close()
                     try:
                         os.unlink(a.path)

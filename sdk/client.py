@@ -17,6 +17,19 @@ warning: logging never raises for a slow or missing daemon and never hangs.
 
 ``flush()`` sends the current head position and waits (bounded) for the
 daemon's acknowledgement that everything before it is in the event files.
+If the daemon dies meanwhile, it starts another and asks that one again.
+
+A daemon that dies (SIGKILL, OOM) is noticed on the logging path through the
+heartbeat the daemon keeps in the ring (``beat``, ``ring.py``).  Looking costs
+no system call and, between looks, almost nothing: ``put()`` compares the
+record's wall time (item 5 of SCALAR, SCALAR_T and TEXT records, which
+``add_*`` took anyway) with the wall time due for the next look, every
+``BEAT_EVERY`` seconds; array records, whose copy dwarfs a clock read, use
+theirs (item 4).  A look that finds the beat nonzero but older than
+``BEAT_STALE`` starts a new daemon (``spawn.py``'s lock lets exactly one of
+all the clients that notice together start it; none while spawning is off or
+systemd restarts its own), and once a daemon beats in the ring again the
+client says hello to it.
 
 After ``fork`` the child must not touch the parent's socket, context or ring:
 ``os.register_at_fork`` forgets the client in the child, and writers notice
@@ -47,9 +60,10 @@ from .errors import (
     DaemonUnavailableError,
     ProtocolError,
     RecordsDroppedWarning,
+    SummarydWarning,
 )
 from .paths import Locations, ensure_runtime_dir, locations, process_start_ticks
-from .ring import NOTICE_BELL, WAKE_BELL, Ring, create_ring, runtime_id
+from .ring import BEAT_EVERY, BEAT_STALE, NOTICE_BELL, WAKE_BELL, Ring, create_ring, runtime_id
 from .spawn import daemon_running, ensure_daemon, spawning_allowed
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -80,6 +94,7 @@ FULL_WAIT = "SUMMARYD_FULL_WAIT"  # seconds put() waits for ring space (default 
 FLUSH_TIMEOUT = "SUMMARYD_FLUSH_TIMEOUT"  # seconds flush()/close() wait (default 10)
 EXIT_FLUSH_TIMEOUT = "SUMMARYD_EXIT_FLUSH_TIMEOUT"  # at interpreter exit (default 5)
 _DROP_WARN_INTERVAL = 10.0
+_FLUSH_RESEND = 1.0  # seconds between repeats of a waiting flush's hello and request
 
 
 @dataclass(frozen=True)
@@ -130,6 +145,13 @@ class Client:
         self.flushes_timed_out = 0
         self._full_wait = _env_float(FULL_WAIT, 1.0)
         self._notice_tries = 0
+        # The daemon watch (module docstring): one thread looks at a time.
+        self._watch_lock = threading.Lock()
+        self._served = False  # the last look found a daemon beating in the ring
+        self._orphaned = False  # it stopped since: hello to whichever daemon beats next
+        self._hello_due = False  # that hello could not be sent yet (the socket was busy)
+        self._watch_due = 0.0  # wall time of the next look, for put_arrays
+        self.daemons_spawned = 0
         self._zmq = zmq
         self.ctx = zmq.Context(io_threads=1)
         self.sock = self.ctx.socket(zmq.DEALER)
@@ -156,15 +178,58 @@ class Client:
         lock = self.lock
         ring_put = self.ring.make_put(self._bell)
         when_full = self._put_when_full
+        watch = self._watch
+        due = 0.0  # wall time of the next look at the daemon's heartbeat
 
         def put(record: tuple[Any, ...]) -> None:
             """Commit one record to the ring (see the module docstring for full rings)."""
+            nonlocal due
             data = pack(record)
             with lock:
                 if not ring_put(data):
                     when_full(data)
+            # The record's wall time only triggers a look (a user's future walltime
+            # makes every call look; a past one, the next record with a real one).
+            # try costs nothing in 3.11 unless it raises: CLOSE has no item 5.
+            try:
+                if record[5] > due:
+                    due = watch()
+            except (IndexError, TypeError):
+                pass
 
         return put
+
+    def _watch(self) -> float:
+        """Look at the daemon's heartbeat (module docstring); the wall time of the next look."""
+        now = time.time()
+        if not self._watch_lock.acquire(blocking=False):
+            return now + BEAT_EVERY  # another thread is looking right now
+        try:
+            beat = self.ring.beat
+            if beat and now * 1000.0 - beat < BEAT_STALE * 1000.0:
+                self._served = True
+                if self._orphaned:
+                    # A daemon took the ring back (by its scan): tell it who we are,
+                    # so that notices and flush acknowledgements reach us.
+                    self._orphaned = False
+                    self._hello_due = True
+            else:
+                if beat or self._served:
+                    self._orphaned = True
+                self._served = False
+                # Nonzero yet stale: the daemon died (a graceful stop clears it).
+                if beat and ensure_daemon(self.loc) is not None:
+                    self.daemons_spawned += 1
+                    self._hello_due = True  # queued until the new daemon binds
+            if self._hello_due and self.sock_lock.acquire(blocking=False):
+                # Not waiting for the lock: its holder (flush) says hello itself.
+                try:
+                    self._hello_due = not self._rejoin()
+                finally:
+                    self.sock_lock.release()
+        finally:
+            self._watch_lock.release()
+        return now + BEAT_EVERY
 
     def _put_when_full(self, data: bytes) -> None:
         ring = self.ring
@@ -203,6 +268,16 @@ class Client:
             time.sleep(delay)
             delay = min(delay * 2, 0.01)
 
+    def _rejoin(self) -> bool:
+        """Hello to a new daemon, and a flush nobody waits for: the records logged
+        while no daemon ran reach the files now, not after the usual latency.
+        (Its acknowledgement may end an earlier flush()'s wait: rightly, as it
+        covers a later position.)  The caller holds ``sock_lock``."""
+        tok = next(self._tokens)
+        return self._send({"t": "hello"} | self._hello_fields()) and self._send(
+            {"t": "flush", "tok": tok, "pos": self.ring.head}
+        )
+
     def put_arrays(self, fields: tuple[Any, ...], arrays: Sequence[Any]) -> None:
         """Commit one array record (``wire.py``): ``fields`` are its first six
         items (kind .. params), ``arrays`` numpy arrays copied raw, once.
@@ -213,6 +288,9 @@ class Client:
         """
         specs, parts, nbytes = array_parts(arrays)
         head = self._packer.pack([*fields, specs])
+        wt = fields[4]
+        if type(wt) is float and wt > self._watch_due:
+            self._watch_due = self._watch()
         with self.lock:
             if len(head) + nbytes + 32 > self.ring.capacity // 4:
                 blob = self._write_blob(parts, nbytes)
@@ -329,34 +407,62 @@ class Client:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record committed so far is in its event file.
 
+        If the daemon dies meanwhile, a new one is started (as on the logging
+        path) and asked again; the wait ends with its acknowledgement.
+
         Returns:
             True when the daemon acknowledged; False when ``timeout`` (default
-            ``$SUMMARYD_FLUSH_TIMEOUT``, 10 s) passed first.  The records stay
-            in the ring either way and are written when a daemon runs.
+            ``$SUMMARYD_FLUSH_TIMEOUT``, 10 s) passed first, with a warning
+            unless the timeout was 0.  The records stay in the ring either way
+            and are written when a daemon runs.
         """
         if timeout is None:
             timeout = _env_float(FLUSH_TIMEOUT, 10.0)
         with self.lock:
             pos = self.ring.head
         zmq = self._zmq
-        deadline = time.monotonic() + timeout
-        next_check = time.monotonic() + 0.5
+        start = time.monotonic()
+        deadline = start + timeout
+        next_check = start + BEAT_EVERY
         with self.sock_lock:
             tok = next(self._tokens)
+            request = {"t": "flush", "tok": tok, "pos": pos}
             # hello first: a daemon that restarted since learns who we are.
+            self._hello_due = False
             self._send({"t": "hello"} | self._hello_fields())
-            self._send({"t": "flush", "tok": tok, "pos": pos})
+            self._send(request)
+            sent = start
             while self._acked < tok:
                 now = time.monotonic()
                 if now >= deadline:
                     self.flushes_timed_out += 1
+                    if timeout > 0:
+                        warnings.warn(
+                            f"summaryd: flush() timed out after {timeout:g} s; "
+                            f"{self.ring.fill()} bytes of records wait in shared memory "
+                            f"and are written once a daemon runs (`summaryd status`)",
+                            SummarydWarning,
+                            stacklevel=_user_stacklevel(),
+                        )
                     return False
                 if now >= next_check:
-                    next_check = now + 0.5
-                    if spawning_allowed() and not daemon_running(self.loc):
-                        ensure_daemon(self.loc)
+                    next_check = now + BEAT_EVERY
+                    resend = now - sent >= _FLUSH_RESEND
+                    if not daemon_running(self.loc):
+                        # Dead (the lock, not the heartbeat, says so at once):
+                        # start another unless spawning is off or systemd restarts
+                        # its own, and ask whichever daemon comes next.
+                        if ensure_daemon(self.loc) is not None:
+                            self.daemons_spawned += 1
+                        resend = True
+                    self._watch()
+                    if resend or self._hello_due:
+                        # A request the dead daemon took with it is never acknowledged;
+                        # a repeat is harmless (the daemon acknowledges a token twice).
+                        self._hello_due = False
                         self._send({"t": "hello"} | self._hello_fields())
-                        self._send({"t": "flush", "tok": tok, "pos": pos})
+                        self._send(request)
+                        sent = now
                 wait_ms = max(1, int(1000 * min(deadline, next_check) - 1000 * now))
                 if self.sock.poll(wait_ms, zmq.POLLIN):
                     self._recv_nowait()

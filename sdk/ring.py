@@ -13,6 +13,7 @@ Layout (all integers little-endian; offsets in bytes)::
     64   head       u64  producer's write position (own cache line)
     128  tail       u64  consumer's position: every record before it is in its file
     136  bell       u64  consumer sets it (bit 0: wake me, bit 1: notice sent); producer clears
+    144  beat       u64  consumer's heartbeat: wall-clock ms (time.time()), 0 = not served
     192  dropped    u64  records the producer dropped because the ring stayed full
     256  data       capacity bytes
 
@@ -22,6 +23,16 @@ runtime dir (a restarted daemon takes its live clients' rings back before they
 say hello again): a live client of another daemon sharing the ring directory
 is never locked, drained or sent a notice.  A ring with ``runtime`` 0 (made by
 an older SDK) is adopted only by hello or once its producer is dead.
+
+The consumer rewrites ``beat`` at least every ``BEAT_EVERY`` seconds while it
+has the ring adopted, idle or busy, and sets it to 0 when it lets the ring go
+on purpose (a graceful stop).  A producer that finds it older than
+``BEAT_STALE`` while nonzero knows its daemon died (SIGKILL, OOM) without a
+system call: it reads one word of its own mapping, a few times a second.
+Wall-clock rather than CLOCK_MONOTONIC: the producer compares it with the wall
+time its records carry anyway, and a time namespace (containers sharing
+``/dev/shm``) may shift the monotonic clock but not the wall clock; a clock
+step only costs one spurious check, which the daemon lock then answers.
 
 The bell lets a sleeping daemon be woken by one message instead of polling,
 and tells the producer a notice waits on its socket (its next call reads it).
@@ -71,7 +82,9 @@ _REC = struct.Struct("<II")
 _LEN = struct.Struct("<I")
 _VIEW_ABOVE = 1 << 16  # payloads larger than this are returned as memoryviews
 # Indices into the header viewed as u64 words (offset // 8).
-_HEAD, _TAIL, _BELL, _DROPPED = 8, 16, 17, 24
+_HEAD, _TAIL, _BELL, _BEAT, _DROPPED = 8, 16, 17, 18, 24
+BEAT_EVERY = 0.25  # seconds between a live consumer's heartbeats
+BEAT_STALE = 1.0  # seconds after which a nonzero heartbeat means the consumer died
 WAKE_BELL = 1  # the consumer sleeps: send it a bell message
 NOTICE_BELL = 2  # a notice waits on the producer's socket
 
@@ -127,6 +140,11 @@ class Ring:
     @property
     def dropped(self) -> int:
         return int(self._q[_DROPPED])
+
+    @property
+    def beat(self) -> int:
+        """The consumer's last heartbeat (wall-clock ms), 0 if none serves the ring."""
+        return int(self._q[_BEAT])
 
     def intact(self) -> bool:
         """False once the file is shorter than the mapping (truncated by its
@@ -265,6 +283,10 @@ class Ring:
 
     def set_bell(self, bit: int = WAKE_BELL) -> None:
         self._q[_BELL] |= bit
+
+    def set_beat(self, ms: int) -> None:
+        """Publish that a consumer serves the ring (``ms``: wall-clock ms; 0: no longer)."""
+        self._q[_BEAT] = ms
 
     def set_tail(self, pos: int) -> None:
         """Publish that every record before ``pos`` is in its event file."""

@@ -10,6 +10,14 @@ an owner, so sixteen ranks that start together spawn exactly one daemon and
 nobody waits for the child to boot.  The child runs in its own session
 (``setsid``) so a Ctrl-C or a SIGKILL to the trainer's process group leaves it
 alone; it exits by itself after an idle period without clients.
+
+A daemon run by systemd keeps ``supervised`` in the runtime directory fresh
+(``daemon/heartbeat.py``).  Its unit restarts it after a crash
+(``Restart=on-failure``, ``RestartSec=1``); a client that spawned a detached
+daemon in that gap would only have it stopped again by the unit's
+``ExecStartPre``.  So while the marker is younger than ``SUPERVISED_GRACE``
+the SDK starts no daemon; after that (the unit hit its start limit, or was
+disabled without a clean stop) it spawns as usual.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 from .paths import Locations, ensure_runtime_dir
 
@@ -30,6 +39,19 @@ _SYSTEMD_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 def daemon_environment() -> dict[str, str]:
     """This process's environment for a daemon it starts, without systemd's notify variables."""
     return {k: v for k, v in os.environ.items() if k not in _SYSTEMD_VARS}
+
+
+SUPERVISED_NAME = "supervised"
+SUPERVISED_GRACE = 10.0  # seconds: RestartSec=1 plus a slow start, with room to spare
+
+
+def supervised_restart_pending(loc: Locations) -> bool:
+    """True while a systemd-run daemon was alive recently: its unit restarts it."""
+    try:
+        mtime = os.stat(os.path.join(loc.runtime_dir, SUPERVISED_NAME)).st_mtime
+    except OSError:
+        return False
+    return time.time() - mtime < SUPERVISED_GRACE
 
 
 def spawning_allowed() -> bool:
@@ -57,7 +79,8 @@ def daemon_running(loc: Locations) -> bool:
 
 
 def ensure_daemon(loc: Locations) -> int | None:
-    """Start a detached daemon unless one runs or spawning is off.
+    """Start a detached daemon unless one runs, spawning is off, or systemd
+    is about to restart its own (``supervised_restart_pending``).
 
     Returns:
         The pid of the daemon started here, or None.
@@ -67,6 +90,9 @@ def ensure_daemon(loc: Locations) -> int | None:
         return None
     fd = _try_lock(loc)
     if fd is None:
+        return None
+    if supervised_restart_pending(loc):
+        os.close(fd)
         return None
     try:
         log = os.open(loc.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
