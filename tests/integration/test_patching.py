@@ -300,3 +300,50 @@ def test_summaryd_run_exit_status(daemon: DaemonEnv) -> None:
     missing = run("--", "no-such-command-summaryd")
     assert missing.returncode == 127 and "no-such-command-summaryd" in missing.stderr
     assert run().returncode == 2
+
+
+LAUNCHED = """
+import os, sys
+from torch.utils.tensorboard import SummaryWriter
+rank = int(os.environ.get("RANK", "0"))  # a one-process launch sets none
+w = SummaryWriter(sys.argv[1])
+for s in range(5):
+    w.add_scalar(f"rank{rank}/loss", 1.0 / (s + 1), s)
+w.close()
+"""
+
+
+@pytest.mark.parametrize(
+    ("launcher", "ranks"),
+    [
+        (["torchrun", "--nproc-per-node", "2", "--rdzv-backend=c10d",
+         "--rdzv-endpoint=127.0.0.1:0"], 2),
+        (["accelerate", "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_ip", "127.0.0.1",
+         "--main_process_port", "0"], 1),  # on CPU without --multi_gpu: one process
+    ],
+    ids=["torchrun", "accelerate-launch"],
+)  # fmt: skip
+def test_summaryd_run_reaches_every_rank_of_a_launcher(
+    daemon: DaemonEnv, tmp_path: Path, launcher: list[str], ranks: int
+) -> None:
+    """`summaryd run -- torchrun ...` / `accelerate launch` (the README's commands):
+    every rank logs through summaryd, into one file."""
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(LAUNCHED))
+    run = tmp_path / "run"
+    bindir = os.path.dirname(sys.executable)
+    env = _env(daemon, PATH=bindir + os.pathsep + daemon.env.get("PATH", ""))
+    out = subprocess.run(
+        [sys.executable, "-m", "summaryd.daemon", "run", "--", *launcher, str(script), str(run)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    tags = sorted({e.summary.value[0].tag for e in read_events(run) if e.HasField("summary")})
+    assert tags == [f"rank{r}/loss" for r in range(ranks)]
+    (name,) = [p.name for p in run.iterdir() if "tfevents" in p.name]
+    assert name.split(".")[5] == str(daemon.pid)  # named by the daemon that wrote it
