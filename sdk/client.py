@@ -64,7 +64,7 @@ from .errors import (
 )
 from .paths import Locations, ensure_runtime_dir, locations, process_start_ticks
 from .ring import BEAT_EVERY, BEAT_STALE, NOTICE_BELL, WAKE_BELL, Ring, create_ring, runtime_id
-from .spawn import daemon_running, ensure_daemon, spawning_allowed
+from .spawn import daemon_running, ensure_daemon
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -214,13 +214,10 @@ class Client:
                     self._orphaned = False
                     self._hello_due = True
             else:
-                if beat or self._served:
-                    self._orphaned = True
+                self._orphaned = self._orphaned or self._served or bool(beat)
                 self._served = False
-                # Nonzero yet stale: the daemon died (a graceful stop clears it).
-                if beat and ensure_daemon(self.loc) is not None:
-                    self.daemons_spawned += 1
-                    self._hello_due = True  # queued until the new daemon binds
+                if beat:  # nonzero yet stale: the daemon died (a graceful stop clears it)
+                    self._spawn()
             if self._hello_due and self.sock_lock.acquire(blocking=False):
                 # Not waiting for the lock: its holder (flush) says hello itself.
                 try:
@@ -262,17 +259,24 @@ class Client:
             if not checked_daemon and now + 0.05 > deadline - self._full_wait / 2:
                 # Half way through the wait: if the daemon died, start another.
                 checked_daemon = True
-                if spawning_allowed() and not daemon_running(self.loc):
-                    ensure_daemon(self.loc)
-                    self._send({"t": "hello"} | self._hello_fields())
+                if not daemon_running(self.loc):
+                    self._spawn()  # the next look says hello to it
             time.sleep(delay)
             delay = min(delay * 2, 0.01)
 
+    def _spawn(self) -> None:
+        """Start a daemon unless one runs (``spawn.py`` decides); never raises:
+        logging goes on, and the next look tries again."""
+        try:
+            if ensure_daemon(self.loc) is not None:
+                self.daemons_spawned += 1
+                self._hello_due = True  # queued by ZeroMQ until the new daemon binds
+        except OSError:
+            pass  # e.g. fork failed (EAGAIN, ENOMEM) or the runtime dir is gone
+
     def _rejoin(self) -> bool:
-        """Hello to a new daemon, and a flush nobody waits for: the records logged
-        while no daemon ran reach the files now, not after the usual latency.
-        (Its acknowledgement may end an earlier flush()'s wait: rightly, as it
-        covers a later position.)  The caller holds ``sock_lock``."""
+        """Hello to a new daemon, and a flush nobody waits for, so the records logged
+        meanwhile reach the files now (caller holds ``sock_lock``)."""
         tok = next(self._tokens)
         return self._send({"t": "hello"} | self._hello_fields()) and self._send(
             {"t": "flush", "tok": tok, "pos": self.ring.head}
@@ -407,8 +411,7 @@ class Client:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record committed so far is in its event file.
 
-        If the daemon dies meanwhile, a new one is started (as on the logging
-        path) and asked again; the wait ends with its acknowledgement.
+        If the daemon dies meanwhile, a new one is started and asked again.
 
         Returns:
             True when the daemon acknowledged; False when ``timeout`` (default
@@ -452,8 +455,7 @@ class Client:
                         # Dead (the lock, not the heartbeat, says so at once):
                         # start another unless spawning is off or systemd restarts
                         # its own, and ask whichever daemon comes next.
-                        if ensure_daemon(self.loc) is not None:
-                            self.daemons_spawned += 1
+                        self._spawn()
                         resend = True
                     self._watch()
                     if resend or self._hello_due:

@@ -145,6 +145,7 @@ def measure_kill(d: DaemonEnv, trainers: Trainers, limit: float = 30.0) -> tuple
     step the trainers logged before that moment is in the files."""
     old = daemon_pid(d)
     assert old is not None
+    trainers.tail.update()  # before the clock starts: TensorBoard's import, the events so far
     killed_at = time.monotonic()
     os.kill(old, signal.SIGKILL)
     if d.proc is not None and d.proc.pid == old:
