@@ -488,6 +488,7 @@ class Daemon:
             ring.close()
             return False
         self.attached[sid] = Attached(sid, ring, path)
+        ring.set_daemon(self.pid)  # its client says hello again before its next flush
         self._heartbeat.add(ring)
         saved = self._saved.pop(sid, None)
         if saved is not None and (saved["pid"], saved["start"]) != (ring.pid, ring.start_ticks):

@@ -166,7 +166,8 @@ class Client:
         self.blobs_written = 0
         self.put: Callable[[tuple[Any, ...]], None] = self._make_put()
         ensure_daemon(loc)
-        self._send({"t": "hello"} | self._hello_fields())
+        self._hello_to = 0  # the ring's ``daemon`` word when we last said hello
+        self._hello()
 
     # -- records --------------------------------------------------------------
 
@@ -278,9 +279,7 @@ class Client:
         """Hello to a new daemon, and a flush nobody waits for, so the records logged
         meanwhile reach the files now (caller holds ``sock_lock``)."""
         tok = next(self._tokens)
-        return self._send({"t": "hello"} | self._hello_fields()) and self._send(
-            {"t": "flush", "tok": tok, "pos": self.ring.head}
-        )
+        return self._hello() and self._send({"t": "flush", "tok": tok, "pos": self.ring.head})
 
     def put_arrays(self, fields: tuple[Any, ...], arrays: Sequence[Any]) -> None:
         """Commit one array record (``wire.py``): ``fields`` are its first six
@@ -360,6 +359,11 @@ class Client:
             "argv": [str(a)[:256] for a in sys.argv[:32]],
         }
 
+    def _hello(self) -> bool:
+        """Say hello (the one place that builds it); remember to whom the ring belonged."""
+        self._hello_to = self.ring.daemon
+        return self._send({"t": "hello"} | self._hello_fields())
+
     def _send(self, message: dict[str, Any]) -> bool:
         try:
             self.sock.send(wire.pack(message), self._zmq.NOBLOCK)
@@ -423,6 +427,8 @@ class Client:
             timeout = _env_float(FLUSH_TIMEOUT, 10.0)
         with self.lock:
             pos = self.ring.head
+        if self.ring.tail >= pos and not self._hello_due:
+            return True  # the tail says every record before ``pos`` is in its file
         zmq = self._zmq
         start = time.monotonic()
         deadline = start + timeout
@@ -430,9 +436,13 @@ class Client:
         with self.sock_lock:
             tok = next(self._tokens)
             request = {"t": "flush", "tok": tok, "pos": pos}
-            # hello first: a daemon that restarted since learns who we are.
-            self._hello_due = False
-            self._send({"t": "hello"} | self._hello_fields())
+            # hello first when the ring changed hands (its ``daemon`` word): the new
+            # daemon must learn who we are to acknowledge.  Not on every flush: a
+            # hello costs a round trip's worth of daemon work (Lightning flushes
+            # every logged step).
+            if self._hello_due or self.ring.daemon != self._hello_to:
+                self._hello_due = False
+                self._hello()
             self._send(request)
             sent = start
             while self._acked < tok:
@@ -462,7 +472,7 @@ class Client:
                         # A request the dead daemon took with it is never acknowledged;
                         # a repeat is harmless (the daemon acknowledges a token twice).
                         self._hello_due = False
-                        self._send({"t": "hello"} | self._hello_fields())
+                        self._hello()
                         self._send(request)
                         sent = now
                 wait_ms = max(1, int(1000 * min(deadline, next_check) - 1000 * now))

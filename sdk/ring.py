@@ -14,6 +14,7 @@ Layout (all integers little-endian; offsets in bytes)::
     128  tail       u64  consumer's position: every record before it is in its file
     136  bell       u64  consumer sets it (bit 0: wake me, bit 1: notice sent); producer clears
     144  beat       u64  consumer's heartbeat: wall-clock ms (time.time()), 0 = not served
+    152  daemon     u64  pid of the consumer that adopted the ring last (0: none yet)
     192  dropped    u64  records the producer dropped because the ring stayed full
     256  data       capacity bytes
 
@@ -29,6 +30,10 @@ has the ring adopted, idle or busy, and sets it to 0 when it lets the ring go
 on purpose (a graceful stop).  A producer that finds it older than
 ``BEAT_STALE`` while nonzero knows its daemon died (SIGKILL, OOM) without a
 system call: it reads one word of its own mapping, a few times a second.
+The consumer writes its pid to ``daemon`` when it adopts the ring: a
+producer that said hello to another pid knows, again without a system call,
+that a new daemon took the ring and must learn who it is (its ZeroMQ
+identity) before a flush can be acknowledged.
 Wall-clock rather than CLOCK_MONOTONIC: the producer compares it with the wall
 time its records carry anyway, and a time namespace (containers sharing
 ``/dev/shm``) may shift the monotonic clock but not the wall clock; a clock
@@ -82,7 +87,7 @@ _REC = struct.Struct("<II")
 _LEN = struct.Struct("<I")
 _VIEW_ABOVE = 1 << 16  # payloads larger than this are returned as memoryviews
 # Indices into the header viewed as u64 words (offset // 8).
-_HEAD, _TAIL, _BELL, _BEAT, _DROPPED = 8, 16, 17, 18, 24
+_HEAD, _TAIL, _BELL, _BEAT, _DAEMON, _DROPPED = 8, 16, 17, 18, 19, 24
 BEAT_EVERY = 0.25  # seconds between a live consumer's heartbeats
 BEAT_STALE = 1.0  # seconds after which a nonzero heartbeat means the consumer died
 WAKE_BELL = 1  # the consumer sleeps: send it a bell message
@@ -145,6 +150,15 @@ class Ring:
     def beat(self) -> int:
         """The consumer's last heartbeat (wall-clock ms), 0 if none serves the ring."""
         return int(self._q[_BEAT])
+
+    @property
+    def daemon(self) -> int:
+        """The pid of the consumer that adopted the ring last, 0 if none has."""
+        return int(self._q[_DAEMON])
+
+    def set_daemon(self, pid: int) -> None:
+        """Publish that the consumer ``pid`` adopted the ring."""
+        self._q[_DAEMON] = pid
 
     def intact(self) -> bool:
         """False once the file is shorter than the mapping (truncated by its

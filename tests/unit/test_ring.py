@@ -153,6 +153,7 @@ def test_docstring_layout_parses() -> None:
         "tail",
         "bell",
         "beat",
+        "daemon",
         "dropped",
         "data",
     ]
@@ -165,6 +166,7 @@ def test_docstring_layout_matches_constants() -> None:
     assert rows["tail"][0] == ring_mod._TAIL * 8
     assert rows["bell"][0] == ring_mod._BELL * 8
     assert rows["beat"][0] == ring_mod._BEAT * 8
+    assert rows["daemon"][0] == ring_mod._DAEMON * 8
     assert rows["dropped"][0] == ring_mod._DROPPED * 8
     assert rows["version"][2].startswith("RING_VERSION")
     assert rows["hdr_size"][2].startswith("HEADER_SIZE")
@@ -213,6 +215,9 @@ def test_header_bytes_follow_the_docstring(ring: Ring, ring_path: Path) -> None:
     assert ring.beat == 0  # a new ring: no daemon serves it yet
     ring.set_beat(1_700_000_000_123)
     assert _u64(ring_path, rows["beat"][0]) == ring.beat == 1_700_000_000_123
+    assert ring.daemon == 0  # no daemon adopted it yet
+    ring.set_daemon(4321)
+    assert _u64(ring_path, rows["daemon"][0]) == ring.daemon == 4321
 
     # A record: u32 length, u32 crc32(payload), payload, padded to 8 (docstring).
     with open(ring_path, "rb") as f:
