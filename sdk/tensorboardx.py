@@ -88,7 +88,50 @@ class _NullClient:
 _NULL: Any = _NullClient()
 
 
-class SummaryWriter(_TorchWriter):
+class _MetadataDefaults:
+    """tensorboardX's ``use_metadata``: default step and wall time for enclosed calls."""
+
+    _default_metadata: dict[str, Any]
+
+    @contextlib.contextmanager
+    def use_metadata(self, *, global_step: Any = None, walltime: Any = None) -> Iterator[Any]:
+        """Context manager to temporarily set default metadata for the enclosed ``add_*`` calls.
+
+        As tensorboardX: on a ``SummaryWriter`` the defaults apply to the calls
+        that write to the main run with a step and wall time (``add_scalar``,
+        ``add_histogram``, ``add_image``, ...), not to ``add_scalars`` or
+        ``add_hparams``; on a ``FileWriter``, to ``add_event`` and ``add_summary``.
+
+        Args:
+            global_step: Global step value to record.
+            walltime: Walltime to record (defaults to ``time.time()``).
+
+        Raises:
+            ArgumentValueError: neither is given, or metadata is already set.
+        """
+        if self._default_metadata:
+            raise ArgumentValueError("use_metadata: default metadata is already set")
+        if global_step is None and walltime is None:
+            raise ArgumentValueError(
+                "use_metadata: at least one of `global_step` or `walltime` must be provided"
+            )
+        self._default_metadata = {"global_step": global_step, "walltime": walltime}
+        try:
+            yield self
+        finally:
+            self._default_metadata = {}
+
+    def _meta(self, global_step: Any, walltime: Any) -> tuple[Any, Any]:
+        """(step, walltime) with use_metadata's defaults for the ones not given."""
+        d = self._default_metadata
+        if not d:
+            return global_step, walltime
+        step = d["global_step"] if global_step is None else global_step
+        # tensorboardX leaves wall_time 0 when only a step was set; "now" is what it means.
+        return step, d["walltime"] if walltime is None else walltime
+
+
+class SummaryWriter(_MetadataDefaults, _TorchWriter):
     """Writes entries to event files in ``logdir``: tensorboardX's ``SummaryWriter``.
 
     Same calls as ``tensorboardX.SummaryWriter`` (2.6.5), the same events as
@@ -188,42 +231,6 @@ class SummaryWriter(_TorchWriter):
         return _NULL  # type: ignore[no-any-return]
 
     # -- use_metadata -------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def use_metadata(self, *, global_step: Any = None, walltime: Any = None) -> Iterator[Any]:
-        """Context manager to temporarily set default metadata for the enclosed ``add_*`` calls.
-
-        As tensorboardX, the defaults apply to the calls that write to the
-        main run with a step and wall time (``add_scalar``, ``add_histogram``,
-        ``add_image``, ...), not to ``add_scalars`` or ``add_hparams``.
-
-        Args:
-            global_step: Global step value to record.
-            walltime: Walltime to record (defaults to ``time.time()``).
-
-        Raises:
-            ArgumentValueError: neither is given, or metadata is already set.
-        """
-        if self._default_metadata:
-            raise ArgumentValueError("use_metadata: default metadata is already set")
-        if global_step is None and walltime is None:
-            raise ArgumentValueError(
-                "use_metadata: at least one of `global_step` or `walltime` must be provided"
-            )
-        self._default_metadata = {"global_step": global_step, "walltime": walltime}
-        try:
-            yield self
-        finally:
-            self._default_metadata = {}
-
-    def _meta(self, global_step: Any, walltime: Any) -> tuple[Any, Any]:
-        """(step, walltime) with use_metadata's defaults for the ones not given."""
-        d = self._default_metadata
-        if not d:
-            return global_step, walltime
-        step = d["global_step"] if global_step is None else global_step
-        # tensorboardX leaves wall_time 0 when only a step was set; "now" is what it means.
-        return step, d["walltime"] if walltime is None else walltime
 
     def _put_arrays(
         self,
@@ -514,7 +521,7 @@ class SummaryWriter(_TorchWriter):
         self._get_file_writer().add_onnx_graph(load_openvino_graph(path))
 
 
-class FileWriter(_TorchFileWriter):
+class FileWriter(_MetadataDefaults, _TorchFileWriter):
     """tensorboardX's ``FileWriter``: summaryd's (torch's) with tensorboardX's argument names.
 
     Args:
@@ -537,6 +544,19 @@ class FileWriter(_TorchFileWriter):
     ) -> None:
         """Create the writer and its event file (see the class docstring)."""
         super().__init__(logdir, max_queue, flush_secs, filename_suffix, purge_step=purge_step)
+        self._default_metadata = {}
+
+    def add_event(self, event: Any, step: int | None = None, walltime: float | None = None) -> None:
+        """As tensorboardX's: ``use_metadata``'s defaults for ``step`` and ``walltime``."""
+        step, walltime = self._meta(step, walltime)
+        super().add_event(event, step, walltime)
+
+    def add_summary(
+        self, summary: Any, global_step: int | None = None, walltime: float | None = None
+    ) -> None:
+        """As tensorboardX's: ``use_metadata``'s defaults for ``global_step`` and ``walltime``."""
+        global_step, walltime = self._meta(global_step, walltime)
+        super().add_summary(summary, global_step, walltime)
 
     def add_openvino_graph(self, graph: Any, walltime: float | None = None) -> None:
         """Add a ``GraphDef`` protocol buffer (from an OpenVINO model) to the event file."""

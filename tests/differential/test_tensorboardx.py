@@ -24,7 +24,7 @@ import pytest
 from summaryd.tensorboardx import SummaryWriter as OurWriter
 
 from ..conftest import DaemonEnv
-from .compare import Clock, RunDir, assert_trees_equal, events_of, run_both
+from .compare import Clock, RunDir, assert_trees_equal, events_of, read_tree, run_both
 
 tbx = pytest.importorskip("tensorboardX")
 
@@ -176,3 +176,29 @@ def test_hparams_name_and_global_step(
         "_hparams_/session_end_info",
     ]
     assert [e.step for e in events_of(ours, "trial1") if e.summary.value][3:] == [step or 0] * 2
+
+
+def test_file_writer_use_metadata(shared_daemon: DaemonEnv, tmp_path: Path) -> None:
+    """tensorboardX's FileWriter.use_metadata, through its FileWriter and ours."""
+    import tensorboardX
+    from tensorboardX.proto.summary_pb2 import Summary
+
+    from summaryd.tensorboardx import FileWriter as OurFileWriter
+
+    roots = tmp_path / "ref", tmp_path / "ours"
+    for impl, root in zip((tensorboardX.FileWriter, OurFileWriter), roots, strict=True):
+        fw = impl(str(root))
+        s = Summary(value=[Summary.Value(tag="x", simple_value=1.5)])
+        with fw.use_metadata(global_step=5, walltime=1_234_567_890.5):
+            fw.add_summary(s)
+            fw.add_summary(s, global_step=6)  # an explicit step wins
+        with fw.use_metadata(global_step=7, walltime=1_234_567_891.0):
+            fw.add_summary(s, walltime=1_234_567_892.0)
+        fw.add_summary(s, 8, 1_234_567_893.0)
+        fw.close()
+    ref, ours = (events_of(read_tree(r)) for r in roots)
+    assert (
+        [(e.step, e.wall_time) for e in ours if e.HasField("summary")]
+        == [(e.step, e.wall_time) for e in ref if e.HasField("summary")]
+        == [(5, 1_234_567_890.5), (6, 1_234_567_890.5), (7, 1_234_567_892.0), (8, 1_234_567_893.0)]
+    )

@@ -42,8 +42,6 @@ def test_signatures_match_tensorboardx(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["__init__", *_public(tbx.FileWriter)])
 def test_file_writer_signatures_match_tensorboardx(name: str) -> None:
-    if name == "use_metadata":
-        pytest.skip("FileWriter.use_metadata: the SummaryWriter's covers the add_* calls")
     assert hasattr(FileWriter, name), name
     ours = _params(getattr(FileWriter, name))
     if name == "__init__":
