@@ -31,6 +31,8 @@ steal_session     claims the session of the ring named HOSTILE_VICTIM (another
 many_writers      opens HOSTILE_COUNT writers in HOSTILE_LOG_DIR/<i> and never
                   closes them (a trainer leaking SummaryWriters)
 big_argv          a valid ring, and hello whose argv is as large as a message may be
+mixed             HOSTILE_COUNT cases drawn at random (HOSTILE_SEED) from the modes
+                  above, one after another (``Mixed``; for benchmarks/hostile_soak.py)
 
 Protocol with the test: after the bad thing is under way the peer prints
 ``ready``; it then waits until its stdin closes (so it stays a live client
@@ -190,22 +192,26 @@ def ready() -> None:
 # -- modes ---------------------------------------------------------------------
 
 
+def _garbage_message(s: zmq.Socket[bytes]) -> None:
+    k = RNG.randrange(6)
+    if k == 0:
+        s.send(RNG.randbytes(RNG.randrange(64)))
+    elif k == 1:
+        s.send(msgpack.packb(random_msgpack()))
+    elif k == 2:
+        s.send(msgpack.packb({"t": RNG.choice(list(wire.MESSAGES)) + "x", "v": 1}))
+    elif k == 3:
+        s.send(msgpack.packb({"t": RNG.choice(list(set(wire.MESSAGES) - {"stop"}))}))
+    elif k == 4:
+        s.send_multipart([RNG.randbytes(8) for _ in range(RNG.randrange(2, 5))])
+    else:
+        s.send(b"")
+
+
 def garbage_messages() -> None:
     s = dealer()
     for _ in range(COUNT):
-        k = RNG.randrange(6)
-        if k == 0:
-            s.send(RNG.randbytes(RNG.randrange(64)))
-        elif k == 1:
-            s.send(msgpack.packb(random_msgpack()))
-        elif k == 2:
-            s.send(msgpack.packb({"t": RNG.choice(list(wire.MESSAGES)) + "x", "v": 1}))
-        elif k == 3:
-            s.send(msgpack.packb({"t": RNG.choice(list(set(wire.MESSAGES) - {"stop"}))}))
-        elif k == 4:
-            s.send_multipart([RNG.randbytes(8) for _ in range(RNG.randrange(2, 5))])
-        else:
-            s.send(b"")
+        _garbage_message(s)
         replies(s)
     ready()
     replies(s, 1.0)
@@ -240,19 +246,22 @@ def _good_records(ring: OwnRing, n: int, first: int = 0) -> None:
         ring.record(msgpack.packb([wire.SCALAR, 1, "hostile/ok", float(i), i, time.time()]))
 
 
+def _garbage_record() -> bytes:
+    k = RNG.randrange(3)
+    if k == 0:
+        return RNG.randbytes(RNG.randrange(1, 200))
+    if k == 1:
+        return msgpack.packb(random_msgpack())
+    # an array led by a kind, with garbage after it
+    return msgpack.packb([RNG.randrange(1, 6)] + [random_msgpack() for _ in range(3)])
+
+
 def garbage_records() -> None:
     s = dealer()
     ring = _attached_ring(s)
     ring.record(_open_record(1))
     for _ in range(COUNT):
-        k = RNG.randrange(3)
-        if k == 0:
-            payload = RNG.randbytes(RNG.randrange(1, 200))
-        elif k == 1:
-            payload = msgpack.packb(random_msgpack())
-        else:  # an array led by a kind, with garbage after it
-            payload = msgpack.packb([RNG.randrange(1, 6)] + [random_msgpack() for _ in range(3)])
-        ring.record(payload)
+        ring.record(_garbage_record())
     _good_records(ring, 5)
     ring.commit()
     report["acked"] = ring.flush(s, 1)
@@ -387,7 +396,21 @@ def unknown_writer() -> None:
     s = dealer()
     ring = _attached_ring(s)
     ring.record(_open_record(1))
-    bad = [
+    bad = _unknown_records()
+    for i in range(COUNT):
+        ring.record(msgpack.packb(bad[i % len(bad)](i)))
+    _good_records(ring, 5)
+    ring.commit()
+    report["acked"] = ring.flush(s, 1)
+    ready()
+    wait_stdin_closed()
+    s.send(wire.pack({"t": "bye"}))
+    report["sent"] = COUNT
+
+
+def _unknown_records() -> list[Any]:
+    """Makers of well-formed records the daemon must refuse (writer 1 is open)."""
+    return [
         lambda i: [wire.SCALAR, 1000 + i, "x", 1.0, i, 1.0],
         lambda i: [wire.SCALAR_T, 1000 + i, "x", 1.0, i, 1.0, True],
         lambda i: [wire.TEXT, 1000 + i, "x", "text", i, 1.0],
@@ -400,15 +423,6 @@ def unknown_writer() -> None:
         lambda i: [wire.OPEN, 1, LOG_DIR, "", 10, 1.0, None, 1.0],  # writer 1 is open
         lambda i: [wire.SCALAR, 1],  # too short
     ]
-    for i in range(COUNT):
-        ring.record(msgpack.packb(bad[i % len(bad)](i)))
-    _good_records(ring, 5)
-    ring.commit()
-    report["acked"] = ring.flush(s, 1)
-    ready()
-    wait_stdin_closed()
-    s.send(wire.pack({"t": "bye"}))
-    report["sent"] = COUNT
 
 
 def flood_bells() -> None:
@@ -537,6 +551,188 @@ def big_argv() -> None:
     wait_stdin_closed()
 
 
+# -- mixed: many cases of every kind in one process (benchmarks/hostile_soak.py) ----------
+
+
+class Mixed:
+    """HOSTILE_COUNT cases drawn at random (HOSTILE_SEED) from the modes above, sent
+    as fast as the daemon takes them; each is one bad message, one bad record, one
+    broken or refused ring, one flood burst... (see ``CASES``)."""
+
+    def __init__(self) -> None:
+        self.sock = dealer()  # the current ring's: hello, bell, flush only
+        self.noise = dealer()  # garbage, wrong messages, bad hellos: never the ring's session
+        self.ring: OwnRing | None = None
+        self.wid = 1
+        self.refused: list[str] = []  # ring names the daemon must refuse: ours to remove
+        self.counts: dict[str, int] = {}
+
+    def attached(self, room: int = 512) -> OwnRing:
+        """The current well-formed ring (writer 1 open), a fresh one when it is nearly full."""
+        if self.ring is None or self.ring.head + room > self.ring.cap:
+            if self.ring is not None:
+                self.ring.commit()
+            self.ring = OwnRing()
+            if self.ring is not None:  # a new session on this socket: a new socket
+                self.sock.close()
+                self.sock = dealer()
+            hello(self.sock, self.ring.sid, self.ring.name)
+            self.ring.record(_open_record(1))
+        return self.ring
+
+    def new_ring(self) -> tuple[zmq.Socket[bytes], OwnRing]:
+        s = dealer()
+        ring = OwnRing()
+        hello(s, ring.sid, ring.name)
+        ring.record(_open_record(1))
+        _good_records(ring, 3)
+        return s, ring
+
+    # The cases ----------------------------------------------------------------------
+
+    def message(self) -> None:
+        _garbage_message(self.noise)
+
+    def typed_message(self) -> None:
+        kinds = sorted(set(wire.MESSAGES) - {"stop"})  # stop is the owner's right, not a bug
+        msg = {"t": RNG.choice(kinds)}
+        for _ in range(RNG.randrange(6)):
+            key = RNG.choice(["v", "pid", "start", "sid", "ring", "argv", "tok", "pos", "x"])
+            msg[key] = random_msgpack(1)
+        self.noise.send(msgpack.packb(msg))
+
+    def record(self) -> None:
+        ring = self.attached()
+        ring.record(_garbage_record())
+        if RNG.random() < 0.2:
+            ring.commit()
+            self.sock.send(wire.pack({"t": "bell"}))
+
+    def unknown_record(self) -> None:
+        bad = _unknown_records()
+        self.attached().record(msgpack.packb(RNG.choice(bad)(RNG.randrange(1 << 20))))
+
+    def good_records(self) -> None:
+        _good_records(self.attached(), RNG.randrange(1, 5), RNG.randrange(1 << 20))
+
+    def corrupt(self) -> None:
+        s, ring = self.new_ring()
+        payload = msgpack.packb([wire.SCALAR, 1, "hostile/torn", 1.0, 99, time.time()])
+        if RNG.random() < 0.5:
+            ring.raw(len(payload), crc32(payload) ^ 0x5A5A, payload)
+        else:
+            ring.raw(ring.cap // 2, crc32(payload), payload)
+        _good_records(ring, 3, 100)
+        ring.commit()
+        s.send(wire.pack({"t": "bell"}))
+        s.close()
+
+    def refused_rings(self) -> None:
+        rings = _bad_rings()
+        self.refused += rings.values()
+        for name in rings.values():
+            s = dealer()
+            hello(s, name.rsplit(".", 1)[1], name)
+            s.close()
+
+    def bad_hello(self) -> None:
+        sid = RNG.choice([secrets.token_hex(8), "ab\0cd", "", "../x", "a" * 300])
+        over: dict[str, Any] = RNG.choice(
+            [{"v": RNG.choice([0, 2, 99, -1])}, {"pid": RNG.choice([0, -1, 1, 1 << 40])}, {}]
+        )
+        hello(self.noise, sid, LOC.ring_name(PID, sid), **over)
+
+    def deep_argv(self) -> None:
+        s, ring = self.new_ring()
+        ring.commit()
+        head = msgpack.packb(
+            {"t": "hello", "v": 1, "pid": PID, "start": START, "sid": ring.sid, "ring": ring.name}
+        )
+        s.send(bytes([head[0] + 1]) + head[1:] + b"\xa4argv" + b"\x91" * 1000 + b"\x90")
+        s.close()
+
+    def big_message(self) -> None:
+        s = dealer()
+        if RNG.random() < 0.5:
+            ring = OwnRing()
+            hello(s, ring.sid, ring.name, argv=[[0] * 4000 for _ in range(240)])
+        else:
+            s.send(b"\x81" + b"\x00" * ((2 << 20) - 1))  # over the 1 MiB message limit
+        s.close()
+
+    def truncate(self) -> None:
+        s, ring = self.new_ring()
+        ring.commit()
+        if ring.flush(s, 1):
+            time.sleep(0.3)  # as truncate_ring: the daemon acknowledged and went to sleep
+            ring.mm.close()
+            os.truncate(ring.path, 0)
+            s.send(wire.pack({"t": "bell"}))
+        s.close()
+
+    def flood(self) -> None:
+        msg = wire.pack({"t": RNG.choice(["bell", "status"])})
+        s = dealer()
+        for _ in range(1000):
+            try:
+                s.send(msg, zmq.NOBLOCK)
+            except zmq.Again:
+                break
+        s.close()
+
+    def leak_writers(self) -> None:
+        ring = self.attached(4096)
+        for _ in range(RNG.randrange(1, 10)):
+            self.wid += 1
+            ring.record(_open_record(self.wid, os.path.join(LOG_DIR, f"{PID}-{self.wid}")))
+            ring.record(msgpack.packb([wire.SCALAR, self.wid, "leak", 1.0, 0, time.time()]))
+        ring.commit()
+        self.sock.send(wire.pack({"t": "bell"}))
+
+    def run(self) -> None:
+        cases = {
+            self.message: 30,
+            self.typed_message: 15,
+            self.record: 25,
+            self.unknown_record: 10,
+            self.good_records: 5,
+            self.bad_hello: 5,
+            self.corrupt: 3,
+            self.leak_writers: 2,
+            self.deep_argv: 1,
+            self.flood: 1,
+            self.refused_rings: 0.3,
+            self.big_message: 0.2,
+            self.truncate: 0.1,
+        }
+        fns, weights = list(cases), list(cases.values())
+        for i in range(COUNT):
+            f = RNG.choices(fns, weights)[0]
+            f()
+            self.counts[f.__name__] = self.counts.get(f.__name__, 0) + 1
+            if i % 64 == 0:
+                for s in (self.sock, self.noise):
+                    while s.poll(0):  # replies and notices: read, never let them pile up
+                        s.recv()
+        if self.ring is not None:
+            self.ring.commit()
+            report["acked"] = self.ring.flush(self.sock, 1)
+        report["cases"] = self.counts
+        report["sent"] = COUNT
+        ready()
+        wait_stdin_closed()
+        for name in self.refused:
+            path = LOC.ring_path(name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.rmdir(path)
+            elif os.path.lexists(path):
+                os.unlink(path)
+
+
+def mixed() -> None:
+    Mixed().run()
+
+
 MODES = {
     f.__name__: f
     for f in (
@@ -556,6 +752,7 @@ MODES = {
         steal_session,
         many_writers,
         big_argv,
+        mixed,
     )
 }
 
