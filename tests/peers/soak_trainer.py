@@ -9,8 +9,9 @@ and every ``SPAWN_EVERY`` steps a ``spawn``ed child logs with the pickled one.
 
 Every event is reported, only after its ``add_*`` returned, as one line
 ``<life> <step> <kind> <tag>`` appended to PEER_DIR/journal with one ``os.write``
-(O_APPEND: whole lines from every process) and fsync'd.  Before logging, a life appends ``L <life> <purge>``.
-After every step whose events are all reported it may checkpoint:
+(O_APPEND: whole lines from every process) and fsync'd.  Before logging, a life
+appends ``L <life> <purge>``.  After every step whose events are all reported it
+may checkpoint:
 PEER_DIR/ckpt holds the last such step (temp file + rename).  A new life
 resumes at ``ckpt + 1`` with ``purge_step=ckpt + 1``, as a real resumed job
 does; without a checkpoint it starts at 0 without ``purge_step``.
