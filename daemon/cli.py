@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from summaryd import __version__
+from summaryd import __version__, wire
 from summaryd.client import request
 from summaryd.errors import DaemonUnavailableError
 from summaryd.paths import Locations, locations, process_alive
@@ -115,7 +115,7 @@ def waiting_rings(loc: Locations) -> list[dict[str, Any]]:
 def cmd_status(args: argparse.Namespace) -> int:
     loc = locations()
     try:
-        st = request(loc, {"t": "status"})
+        st = request(loc, wire.status())
     except DaemonUnavailableError as exc:
         rings = waiting_rings(loc)
         if args.json:
@@ -144,7 +144,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     loc = locations()
     try:
-        request(loc, {"t": "stop"})
+        request(loc, wire.stop())
     except DaemonUnavailableError as exc:
         print(f"summaryd: {exc}", file=sys.stderr)
         return EXIT_NOT_RUNNING
@@ -158,6 +158,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .core import DEFAULT_MAX_LATENCY
     from .loop import AlreadyRunning, Daemon
 
     logging.basicConfig(
@@ -203,7 +204,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 )
                 return 1
             try:
-                st = request(loc, {"t": "status"}, timeout=0.5)
+                st = request(loc, wire.status(), timeout=0.5)
                 print(f"summaryd running, pid {st['daemon']['pid']}, socket {loc.socket_path}")
                 return 0
             except DaemonUnavailableError:
@@ -217,11 +218,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         idle = 60.0  # a daemon nobody asked for goes away when nobody uses it
     if idle is not None and idle <= 0:
         idle = None
-    latency = (
-        args.max_latency
-        if args.max_latency is not None
-        else (_env_float("SUMMARYD_MAX_LATENCY") or 1.0)
-    )
+    latency = args.max_latency
+    if latency is None:
+        latency = _env_float("SUMMARYD_MAX_LATENCY")
+    if latency is None:
+        latency = DEFAULT_MAX_LATENCY
+    latency = max(0.0, latency)  # 0: every event is written the moment it is drained
     daemon = Daemon(loc, idle_exit=idle, max_latency=latency, lock_fd=args.lock_fd)
     try:
         return daemon.serve()

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import msgpack
 import threadpoolctl
@@ -50,6 +50,7 @@ from summaryd.ring import (
 
 from . import encode, notify, projector
 from .core import (
+    DEFAULT_MAX_LATENCY,
     Ack,
     Action,
     Append,
@@ -129,12 +130,18 @@ class Attached:
 
 
 class Daemon:
+    # Dispatch by table (filled in below the class): a control message's type ->
+    # its handler ("bell" has none: it only wakes the loop; unknown types are
+    # ignored), and a core action's class -> the method that carries it out.
+    _MESSAGES: ClassVar[dict[str, Callable[[Daemon, bytes, dict[str, Any], float], None]]]
+    _ACTIONS: ClassVar[dict[type, Callable[[Daemon, Any, float], None]]]
+
     def __init__(
         self,
         loc: Locations,
         *,
         idle_exit: float | None = None,
-        max_latency: float = 1.0,
+        max_latency: float = DEFAULT_MAX_LATENCY,
         lock_fd: int | None = None,
     ) -> None:
         self.loc = loc
@@ -381,7 +388,7 @@ class Daemon:
             try:
                 msg = wire.unpack(raw)
             except wire.ProtocolError as exc:
-                self._reply(identity, {"t": "notice", "level": "error", "msg": str(exc)})
+                self._reply(identity, wire.notice("error", str(exc)))
                 continue
             try:
                 self._dispatch(identity, msg, now)
@@ -390,23 +397,26 @@ class Daemon:
                 log.exception("message %r from %r failed", msg.get("t"), identity)
 
     def _dispatch(self, identity: bytes, msg: dict[str, Any], now: float) -> None:
-        t = msg["t"]
-        if t == "hello":
-            self._hello(identity, msg, now)
-        elif t == "flush":
-            cid = self.by_identity.get(identity)
-            if cid is not None:
-                self.core.flush(cid, msg["tok"], msg["pos"])
-        elif t == "status":
-            self._reply(identity, self.status())
-        elif t == "bye":
-            cid = self.by_identity.get(identity)
-            if cid is not None:
-                self._finish(cid, now)
-        elif t == "stop":
-            self._reply(identity, {"t": "stopping"})
-            self.stopping = True
-        # "bell" only wakes the loop; anything else from a client is ignored
+        handler = self._MESSAGES.get(msg["t"])
+        if handler is not None:
+            handler(self, identity, msg, now)
+
+    def _on_flush(self, identity: bytes, msg: dict[str, Any], now: float) -> None:
+        cid = self.by_identity.get(identity)
+        if cid is not None:  # an unknown sender says hello first (the client's rule)
+            self.core.flush(cid, msg["tok"], msg["pos"])
+
+    def _on_status(self, identity: bytes, msg: dict[str, Any], now: float) -> None:
+        self._reply(identity, self.status())
+
+    def _on_bye(self, identity: bytes, msg: dict[str, Any], now: float) -> None:
+        cid = self.by_identity.get(identity)
+        if cid is not None:
+            self._finish(cid, now)
+
+    def _on_stop(self, identity: bytes, msg: dict[str, Any], now: float) -> None:
+        self._reply(identity, wire.stopping())
+        self.stopping = True
 
     def _reply(self, identity: bytes, msg: dict[str, Any]) -> None:
         try:
@@ -418,39 +428,28 @@ class Daemon:
         if msg["v"] != wire.PROTOCOL_VERSION:
             self._reply(
                 identity,
-                {
-                    "t": "notice",
-                    "level": "error",
-                    "msg": f"protocol version {msg['v']} is not supported; this daemon speaks "
+                wire.notice(
+                    "error",
+                    f"protocol version {msg['v']} is not supported; this daemon speaks "
                     f"{wire.PROTOCOL_VERSION} (summaryd {__version__}); restart it",
-                },
+                ),
             )
             return
         sid = msg["sid"]
         if not _SID.fullmatch(sid) or not 0 < msg["pid"] < 1 << 32:
-            self._reply(identity, {"t": "notice", "level": "error", "msg": "malformed hello"})
+            self._reply(identity, wire.notice("error", "malformed hello"))
             return
         known = self.attached.get(sid)
         if known is not None and (
             msg["pid"] != known.ring.pid or msg["ring"] != os.path.basename(known.path)
         ):
             # Another process naming a session it does not own: never rebind it.
-            self._reply(
-                identity,
-                {"t": "notice", "level": "error", "msg": f"session {sid} belongs to another ring"},
-            )
+            self._reply(identity, wire.notice("error", f"session {sid} belongs to another ring"))
             return
         if sid not in self.attached:
             name = self.loc.ring_name(msg["pid"], sid)
             if msg["ring"] != name or not self._attach(name, now, argv=msg["argv"]):
-                self._reply(
-                    identity,
-                    {
-                        "t": "notice",
-                        "level": "error",
-                        "msg": f"ring {msg['ring']!r} refused",
-                    },
-                )
+                self._reply(identity, wire.notice("error", f"ring {msg['ring']!r} refused"))
                 return
         a = self.attached[sid]
         self.core.hello(sid, msg["pid"], msg["start"], msg["ring"], now, argv=_argv(msg["argv"]))
@@ -458,7 +457,7 @@ class Daemon:
             self.by_identity.pop(a.identity, None)
         a.identity = identity
         self.by_identity[identity] = sid
-        self._reply(identity, {"t": "welcome", "v": wire.PROTOCOL_VERSION, "pid": self.pid})
+        self._reply(identity, wire.welcome(self.pid))
 
     # -- rings ---------------------------------------------------------------
 
@@ -709,9 +708,7 @@ class Daemon:
             return True
         a.broken = True
         log.warning("client %s (pid %d): ring truncated; ignoring it", a.cid, a.ring.pid)
-        self._notify(
-            a.cid, {"t": "notice", "level": "error", "msg": "ring truncated, no longer read"}
-        )
+        self._notify(a.cid, wire.notice("error", "ring truncated, no longer read"))
         return False
 
     def _check_liveness(self, now: float) -> None:
@@ -883,52 +880,60 @@ class Daemon:
                 a.ring.set_bell(NOTICE_BELL)  # the client's next call picks it up
 
     def _execute(self, actions: list[Action], now: float) -> None:
+        debug = log.isEnabledFor(logging.DEBUG)
         for act in actions:
-            if log.isEnabledFor(logging.DEBUG) and not isinstance(act, (SetTail, Append)):
+            if debug and not isinstance(act, (SetTail, Append)):
                 log.debug("action %r", act)
-            if isinstance(act, Append):
-                self._append(act, now)
-            elif isinstance(act, SetTail):
-                a = self.attached.get(act.cid)
-                if a is not None and self._usable(a):
-                    a.ring.set_tail(act.pos)
-            elif isinstance(act, Ack):
-                self._notify(act.cid, {"t": "ack", "tok": act.tok})
-            elif isinstance(act, Notice):
-                self._notify(act.cid, {"t": "notice", "level": act.level, "msg": act.msg})
-            elif isinstance(act, OpenFile):
-                try:
-                    self.files[act.run_id] = self._create(act)
-                except OSError as exc:
-                    # Retried at the run's next write, which reports the failure.
-                    self.files[act.run_id] = None
-                    self.pending_opens[act.run_id] = act
-                    log.error("cannot create an event file in %s: %s", act.log_dir, exc)
-            elif isinstance(act, PurgeFiles):
-                self._purge(act)
-            elif isinstance(act, CloseFile):
-                self.pending_opens.pop(act.run_id, None)
-                self._open_fds.pop(act.run_id, None)
-                f = self.files.pop(act.run_id, None)
-                if f is not None:
-                    try:
-                        f.close()
-                    except OSError as exc:
-                        log.error("closing %s failed: %s", f.path, exc)
-            elif isinstance(act, RemoveBlobs):
-                self._remove_blobs(act.cid, act.blobs)
-            elif isinstance(act, RemoveRing):
-                self._remove_blobs(act.cid, None)
-                a = self.attached.pop(act.cid, None)
-                if a is not None:
-                    if a.identity is not None:
-                        self.by_identity.pop(a.identity, None)
-                    self._heartbeat.discard(a.ring)
-                    a.ring.close()
-                    try:
-                        os.unlink(a.path)
-                    except FileNotFoundError:
-                        pass
+            self._ACTIONS[type(act)](self, act, now)
+
+    def _set_tail(self, act: SetTail, now: float) -> None:
+        a = self.attached.get(act.cid)
+        if a is not None and self._usable(a):
+            a.ring.set_tail(act.pos)
+
+    def _ack(self, act: Ack, now: float) -> None:
+        self._notify(act.cid, wire.ack(act.tok))
+
+    def _notice(self, act: Notice, now: float) -> None:
+        self._notify(act.cid, wire.notice(act.level, act.msg))
+
+    def _open_file(self, act: OpenFile, now: float) -> None:
+        try:
+            self.files[act.run_id] = self._create(act)
+        except OSError as exc:
+            # Retried at the run's next write, which reports the failure.
+            self.files[act.run_id] = None
+            self.pending_opens[act.run_id] = act
+            log.error("cannot create an event file in %s: %s", act.log_dir, exc)
+
+    def _purge_files(self, act: PurgeFiles, now: float) -> None:
+        self._purge(act)
+
+    def _close_file(self, act: CloseFile, now: float) -> None:
+        self.pending_opens.pop(act.run_id, None)
+        self._open_fds.pop(act.run_id, None)
+        f = self.files.pop(act.run_id, None)
+        if f is not None:
+            try:
+                f.close()
+            except OSError as exc:
+                log.error("closing %s failed: %s", f.path, exc)
+
+    def _remove_blobs_of(self, act: RemoveBlobs, now: float) -> None:
+        self._remove_blobs(act.cid, act.blobs)
+
+    def _remove_ring(self, act: RemoveRing, now: float) -> None:
+        self._remove_blobs(act.cid, None)
+        a = self.attached.pop(act.cid, None)
+        if a is not None:
+            if a.identity is not None:
+                self.by_identity.pop(a.identity, None)
+            self._heartbeat.discard(a.ring)
+            a.ring.close()
+            try:
+                os.unlink(a.path)
+            except FileNotFoundError:
+                pass
 
     # -- status --------------------------------------------------------------
 
@@ -951,9 +956,8 @@ class Daemon:
         rate = 0.0
         if window and now - window[0][0] > 0:
             rate = (self.core.records_total - window[0][1]) / (now - window[0][0])
-        return {
-            "t": "status",
-            "daemon": {
+        reply: dict[str, Any] = wire.status_reply(
+            daemon={
                 "pid": self.pid,
                 "version": __version__,
                 "uptime": time.time() - self.started,
@@ -964,9 +968,9 @@ class Daemon:
                 "file_errors": self.file_errors,
                 "bad_messages": self.bad_messages,
             },
-            "clients": st["clients"],
-            "runs": st["runs"],
-            "totals": {
+            clients=st["clients"],
+            runs=st["runs"],
+            totals={
                 "records": st["records"],
                 "bytes": st["bytes"],
                 "malformed": st["malformed"],
@@ -974,4 +978,25 @@ class Daemon:
                 "records_per_second": rate,
                 "rate_window": RATE_WINDOW,
             },
-        }
+        )
+        return reply
+
+
+Daemon._MESSAGES = {
+    "hello": Daemon._hello,
+    "flush": Daemon._on_flush,
+    "status": Daemon._on_status,
+    "bye": Daemon._on_bye,
+    "stop": Daemon._on_stop,
+}
+Daemon._ACTIONS = {
+    Append: Daemon._append,
+    SetTail: Daemon._set_tail,
+    Ack: Daemon._ack,
+    Notice: Daemon._notice,
+    OpenFile: Daemon._open_file,
+    PurgeFiles: Daemon._purge_files,
+    CloseFile: Daemon._close_file,
+    RemoveBlobs: Daemon._remove_blobs_of,
+    RemoveRing: Daemon._remove_ring,
+}

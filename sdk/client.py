@@ -279,7 +279,7 @@ class Client:
         """Hello to a new daemon, and a flush nobody waits for, so the records logged
         meanwhile reach the files now (caller holds ``sock_lock``)."""
         tok = next(self._tokens)
-        return self._hello() and self._send({"t": "flush", "tok": tok, "pos": self.ring.head})
+        return self._hello() and self._send(wire.flush(tok, self.ring.head))
 
     def put_arrays(self, fields: tuple[Any, ...], arrays: Sequence[Any]) -> None:
         """Commit one array record (``wire.py``): ``fields`` are its first six
@@ -348,21 +348,12 @@ class Client:
 
     # -- control socket -------------------------------------------------------
 
-    def _hello_fields(self) -> dict[str, Any]:
-        return {
-            "v": wire.PROTOCOL_VERSION,
-            "pid": self.pid,
-            "start": self.start_ticks,
-            "sid": self.session,
-            "ring": self.ring_name,
-            # Bounded: the daemon refuses strings over 64 KiB and messages over 1 MiB.
-            "argv": [str(a)[:256] for a in sys.argv[:32]],
-        }
-
     def _hello(self) -> bool:
         """Say hello (the one place that builds it); remember to whom the ring belonged."""
         self._hello_to = self.ring.daemon
-        return self._send({"t": "hello"} | self._hello_fields())
+        return self._send(
+            wire.hello(self.pid, self.start_ticks, self.session, self.ring_name, sys.argv)
+        )
 
     def _send(self, message: dict[str, Any]) -> bool:
         try:
@@ -376,7 +367,7 @@ class Client:
         if self.sock_lock.acquire(blocking=force):
             try:
                 if bell & WAKE_BELL:
-                    self._send({"t": "bell"})
+                    self._send(wire.bell())
                 if bell & NOTICE_BELL:
                     # The notice was sent just before the bell word; on a busy
                     # machine it may arrive later: look again on the next calls.
@@ -391,14 +382,24 @@ class Client:
             finally:
                 self.sock_lock.release()
 
+    def _on_ack(self, msg: dict[str, Any]) -> None:
+        self._acked = max(self._acked, msg["tok"])
+
+    def _on_notice(self, msg: dict[str, Any]) -> None:
+        warnings.warn(
+            f"summaryd daemon: {msg['msg']}", DaemonNoticeWarning, stacklevel=_user_stacklevel()
+        )
+
+    # Messages from the daemon, by type; others (welcome, status) need no action here.
+    _HANDLERS: dict[str, Callable[[Client, dict[str, Any]], None]] = {
+        "ack": _on_ack,
+        "notice": _on_notice,
+    }
+
     def _handle(self, msg: dict[str, Any]) -> None:
-        t = msg["t"]
-        if t == "ack":
-            self._acked = max(self._acked, msg["tok"])
-        elif t == "notice":
-            warnings.warn(
-                f"summaryd daemon: {msg['msg']}", DaemonNoticeWarning, stacklevel=_user_stacklevel()
-            )
+        handler = self._HANDLERS.get(msg["t"])
+        if handler is not None:
+            handler(self, msg)
 
     def _recv_nowait(self) -> None:
         zmq = self._zmq
@@ -435,7 +436,7 @@ class Client:
         next_check = start + BEAT_EVERY
         with self.sock_lock:
             tok = next(self._tokens)
-            request = {"t": "flush", "tok": tok, "pos": pos}
+            request = wire.flush(tok, pos)
             # hello first when the ring changed hands (its ``daemon`` word): the new
             # daemon must learn who we are to acknowledge.  Not on every flush: a
             # hello costs a round trip's worth of daemon work (Lightning flushes
@@ -498,7 +499,7 @@ class Client:
         daemon writes its records once this process has exited.
         """
         with self.sock_lock:
-            self._send({"t": "bye"})
+            self._send(wire.bye())
             self.sock.close(linger=500)
             self.ctx.term()
         self.ring.close()

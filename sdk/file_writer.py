@@ -277,7 +277,7 @@ class FileWriter:
         path = os.path.abspath(self._path)
         from .client import request
 
-        reply = request(c.loc, {"t": "status"})
+        reply = request(c.loc, wire.status())
         files = [
             (r["run_id"], r["file"])
             for r in reply.get("runs", ())

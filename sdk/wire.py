@@ -169,6 +169,76 @@ MESSAGES: dict[str, dict[str, Any]] = {
 }
 
 
+# -- builders: the one place each control message is made ---------------------------
+# (``unpack`` is the one decoder; a test round-trips every builder through it.)
+
+
+def hello(pid: int, start: int, sid: str, ring: str, argv: list[str]) -> dict[str, Any]:
+    """c -> d: who the client is and which ring it writes (argv bounded: the
+    daemon refuses strings over 64 KiB and messages over 1 MiB)."""
+    return {
+        "t": "hello",
+        "v": PROTOCOL_VERSION,
+        "pid": pid,
+        "start": start,
+        "sid": sid,
+        "ring": ring,
+        "argv": [str(a)[:256] for a in argv[:32]],
+    }
+
+
+def welcome(pid: int) -> dict[str, Any]:
+    """d -> c: the daemon adopted the client's ring."""
+    return {"t": "welcome", "v": PROTOCOL_VERSION, "pid": pid}
+
+
+def bell() -> dict[str, Any]:
+    """c -> d: records wait and the daemon asked to be woken."""
+    return {"t": "bell"}
+
+
+def flush(tok: int, pos: int) -> dict[str, Any]:
+    """c -> d: acknowledge ``tok`` once every record before ``pos`` is in its file."""
+    return {"t": "flush", "tok": tok, "pos": pos}
+
+
+def ack(tok: int) -> dict[str, Any]:
+    """d -> c: the flush ``tok`` is done."""
+    return {"t": "ack", "tok": tok}
+
+
+def status() -> dict[str, Any]:
+    """any -> d: ask for the daemon's status."""
+    return {"t": "status"}
+
+
+def status_reply(
+    daemon: dict[str, Any], clients: list[Any], runs: list[Any], totals: dict[str, Any]
+) -> dict[str, Any]:
+    """d -> any: the daemon, its clients, runs and totals."""
+    return {"t": "status", "daemon": daemon, "clients": clients, "runs": runs, "totals": totals}
+
+
+def bye() -> dict[str, Any]:
+    """c -> d: drain my ring, close my writers, remove the ring."""
+    return {"t": "bye"}
+
+
+def stop() -> dict[str, Any]:
+    """any -> d: drain every ring, then exit."""
+    return {"t": "stop"}
+
+
+def stopping() -> dict[str, Any]:
+    """d -> any: the answer to ``stop``."""
+    return {"t": "stopping"}
+
+
+def notice(level: str, msg: str) -> dict[str, Any]:
+    """d -> c: a warning or error for the client to show (``DaemonNoticeWarning``)."""
+    return {"t": "notice", "level": level, "msg": msg}
+
+
 _B1 = [bytes((i,)) for i in range(128)]
 
 

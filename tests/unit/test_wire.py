@@ -378,3 +378,29 @@ def test_decode_record_large_records_and_their_tails(noise: bytes, size: int) ->
     except ProtocolError:
         return
     assert type(damaged) is list and type(damaged[0]) is int
+
+
+BUILT = {
+    "hello": lambda: wire.hello(123, 456, "0123456789abcdef", "summaryd.0.123.x", ["a" * 300] * 40),
+    "welcome": lambda: wire.welcome(7),
+    "bell": wire.bell,
+    "flush": lambda: wire.flush(3, 4096),
+    "ack": lambda: wire.ack(3),
+    "status": lambda: wire.status_reply({"pid": 1}, [], [], {"records": 0}),
+    "stop": wire.stop,
+    "bye": wire.bye,
+    "stopping": wire.stopping,
+    "notice": lambda: wire.notice("warning", "hi"),
+}
+
+
+def test_every_message_has_one_builder_whose_output_decodes() -> None:
+    assert set(BUILT) == set(MESSAGES)
+    for t, build in BUILT.items():
+        msg = build()
+        assert msg["t"] == t
+        assert unpack(pack(msg)) == msg
+    assert unpack(pack(wire.status())) == {"t": "status"}
+    hello = wire.hello(1, 2, "0123456789abcdef", "r", ["x" * 300] * 40)
+    assert hello["v"] == PROTOCOL_VERSION and len(hello["argv"]) == 32
+    assert {len(a) for a in hello["argv"]} == {256}  # bounded: the daemon's limits
