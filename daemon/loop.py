@@ -174,6 +174,9 @@ class Daemon:
         self._saved: dict[str, Any] = {}
         self.file_errors = 0
         self.bad_messages = 0
+        # Scans of the ring directory completed; status shows it, so a test can
+        # wait for the scan after an event instead of sleeping through a period.
+        self.scans = 0
         self.host = pysocket.gethostname()
         self.pid = os.getpid()
         self.started = time.time()
@@ -533,6 +536,7 @@ class Daemon:
                 and self._ours_to_adopt(name)
             ):
                 self._attach(name, now)
+        self.scans += 1
 
     def _ours_to_adopt(self, name: str) -> bool:
         """Whether a scan may adopt ring ``name``: its producer is dead, or it
@@ -967,6 +971,7 @@ class Daemon:
                 "idle_exit": self.idle_exit,
                 "file_errors": self.file_errors,
                 "bad_messages": self.bad_messages,
+                "scans": self.scans,
             },
             clients=st["clients"],
             runs=st["runs"],

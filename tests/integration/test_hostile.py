@@ -119,6 +119,22 @@ def ask_status(loc: Locations, timeout: float = STATUS_TIMEOUT) -> dict[str, Any
         s.close()
 
 
+def wait_for_scan(loc: Locations, timeout: float = 20.0) -> None:
+    """Return once the daemon completed a scan of the ring directory that began
+    after this call (the second one that ends from now: the first may have
+    started before).  The daemon's status counts scans: an event, not a period."""
+    first = ask_status(loc)
+    assert first is not None
+    target = first["daemon"]["scans"] + 2
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = ask_status(loc)
+        if st is not None and st["daemon"]["scans"] >= target:
+            return
+        time.sleep(0.05)  # polling the status, which is the event's only source
+    raise AssertionError(f"no scan of the ring directory within {timeout} s")
+
+
 def assert_daemon_healthy(d: DaemonEnv, pid: int) -> dict[str, Any]:
     """The daemon is still process ``pid`` and answers status within 2 s."""
     assert d.proc is not None
@@ -1114,7 +1130,7 @@ def test_ring_owned_by_another_uid_is_not_adopted(daemon: DaemonEnv, tmp_path: P
     finally:
         sock.close()
     assert reply["t"] == "notice" and "refused" in reply["msg"], reply
-    time.sleep(2.5)  # a scan of /dev/shm (every 2 s) must not adopt it either
+    wait_for_scan(loc)  # a scan of /dev/shm must not adopt it either
     st = ask_status(loc)
     assert st is not None
     assert sid not in {c["sid"] for c in st["clients"]}

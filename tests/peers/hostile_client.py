@@ -113,6 +113,28 @@ def wait_for(sock: zmq.Socket[bytes], kinds: set[str], wait: float = 5.0) -> dic
     return None
 
 
+def wait_for_scan(timeout: float = 20.0) -> None:
+    """Return once the daemon completed a scan of the ring directory that began
+    after this call (the second to end from now), by its status's scan count."""
+    s = dealer()
+    try:
+
+        def scans() -> int:
+            s.send(wire.pack({"t": "status"}))
+            if not s.poll(5000):
+                raise RuntimeError("the daemon did not answer a status request")
+            return int(wire.unpack(s.recv())["daemon"]["scans"])
+
+        target = scans() + 2
+        end = time.monotonic() + timeout
+        while scans() < target:
+            if time.monotonic() > end:
+                raise RuntimeError(f"no scan of the ring directory within {timeout} s")
+            time.sleep(0.05)  # polling the status, the event's only source
+    finally:
+        s.close()
+
+
 def hello(sock: zmq.Socket[bytes], sid: str, ring: str, **over: Any) -> None:
     msg = {"t": "hello", "v": wire.PROTOCOL_VERSION, "pid": PID, "start": START}
     msg |= {"sid": sid, "ring": ring, "argv": ["hostile_client.py", MODE]} | over
@@ -514,7 +536,7 @@ def steal_session() -> None:
     ring.record(_open_record(1))
     _good_records(ring, 3)
     ring.commit()
-    time.sleep(2.5)
+    wait_for_scan()  # the scan must not hand the victim's session to this ring
     s2 = dealer()
     hello(s2, vsid, ring.name)
     report["hello_own_ring"] = wait_for(s2, {"welcome", "notice"}, 5.0)
