@@ -89,7 +89,11 @@ _VIEW_ABOVE = 1 << 16  # payloads larger than this are returned as memoryviews
 # Indices into the header viewed as u64 words (offset // 8).
 _HEAD, _TAIL, _BELL, _BEAT, _DAEMON, _DROPPED = 8, 16, 17, 18, 19, 24
 BEAT_EVERY = 0.25  # seconds between a live consumer's heartbeats
-BEAT_STALE = 1.0  # seconds after which a nonzero heartbeat means the consumer died
+# Seconds after which a nonzero heartbeat means the consumer died: three missed
+# beats, so with a look every BEAT_EVERY a death is noticed within a second.  A
+# false alarm (a daemon descheduled that long) is harmless: the daemon lock says
+# it lives, nothing is started, and the client only says hello again.
+BEAT_STALE = 0.75
 WAKE_BELL = 1  # the consumer sleeps: send it a bell message
 NOTICE_BELL = 2  # a notice waits on the producer's socket
 
