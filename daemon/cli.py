@@ -140,20 +140,24 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from summaryd.spawn import daemon_running
+    from summaryd.paths import process_alive, process_start_ticks
 
     loc = locations()
     try:
+        # The daemon asked, by pid and start time: a client may start the next
+        # one right after it exits (heartbeat), and that one is not ours to wait for.
+        pid = int(request(loc, wire.status())["daemon"]["pid"])
+        start = process_start_ticks(pid)
         request(loc, wire.stop())
     except DaemonUnavailableError as exc:
         print(f"summaryd: {exc}", file=sys.stderr)
         return EXIT_NOT_RUNNING
     deadline = time.monotonic() + args.timeout
-    while daemon_running(loc):
+    while start is not None and process_alive(pid, start):
         if time.monotonic() > deadline:
-            print("summaryd: the daemon did not stop in time", file=sys.stderr)
+            print(f"summaryd: the daemon (pid {pid}) did not stop in time", file=sys.stderr)
             return 1
-        time.sleep(0.05)
+        time.sleep(0.05)  # its exit is not an event this process can wait on
     return 0
 
 
