@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import random
 import secrets
 import select
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from isolated_daemon import IsolatedDaemon  # beside this script
+from machine import describe  # beside this script
 
 HERE = Path(__file__).resolve()
 WRITERS = ("summaryd", "torch")
@@ -606,28 +606,12 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def machine() -> str:
-    from importlib.metadata import version
-
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    vers = ", ".join(f"{m} {version(m)}" for m in ("summaryd", "torch", "tensorboard"))
-    rev = ""
-    try:
-        git = ["git", "-C", str(HERE.parent.parent)]
-        rev = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "sdk", "daemon", "proto"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        rev = f"commit {rev}{' + uncommitted changes in sdk/daemon/proto' if dirty else ''}; "
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return (
-        f"{rev}{platform.machine()}, {os.cpu_count()} cores, load {load}; "
-        f"Python {platform.python_version()}, {vers}"
+    return describe(
+        (
+            "summaryd",
+            "torch",
+            "tensorboard",
+        )
     )
 
 

@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import secrets
 import shutil
 import statistics
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from isolated_daemon import IsolatedDaemon  # beside this script
+from machine import describe  # beside this script
 
 HERE = Path(__file__).resolve()
 VARIANTS = ("baseline", "torch", "summaryd", "torch-noflush", "summaryd-noflush")
@@ -423,27 +423,13 @@ def bench_startup(cfg: dict[str, Any], pycache: str) -> dict[str, Any]:
 
 
 def machine() -> str:
-    from importlib.metadata import version
-
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    vers = ", ".join(f"{m} {version(m)}" for m in ("summaryd", "torch", "lightning", "tensorboard"))
-    try:
-        git = ["git", "-C", str(HERE.parent.parent)]
-        rev = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "sdk", "daemon", "proto"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        rev = f"commit {rev}{' + uncommitted changes in sdk/daemon/proto' if dirty else ''}; "
-    except (OSError, subprocess.CalledProcessError):
-        rev = ""
-    return (
-        f"{rev}{platform.machine()}, {os.cpu_count()} cores, load {load}; "
-        f"Python {platform.python_version()}, {vers}"
+    return describe(
+        (
+            "summaryd",
+            "torch",
+            "lightning",
+            "tensorboard",
+        )
     )
 
 
