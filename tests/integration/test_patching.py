@@ -104,12 +104,13 @@ def test_hook_is_installed_at_the_root_of_site_packages() -> None:
 
 def test_a_built_wheel_carries_the_hook(tmp_path: Path) -> None:
     # Built from a copy: setuptools writes build/ and *.egg-info into the source tree.
+    # With build isolation, as `pip install .` builds it (pyproject's setuptools pin).
     src = tmp_path / "src"
     shutil.copytree(
         REPO, src, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__")
     )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
          "-w", str(tmp_path), str(src)],
         check=True,
         capture_output=True,
