@@ -385,7 +385,13 @@ def bad_ring_header() -> None:
     _hello_each(rings)
     ready()
     wait_stdin_closed()
-    for name in rings.values():
+    _remove_rings(rings.values())
+
+
+def _remove_rings(names: Any) -> None:
+    """Remove what the refused-ring cases left in the ring directory (files,
+    FIFOs, sockets, symlinks and directories under ring names)."""
+    for name in names:
         path = LOC.ring_path(name)
         if os.path.isdir(path) and not os.path.islink(path):
             os.rmdir(path)
@@ -743,12 +749,7 @@ class Mixed:
         report["sent"] = COUNT
         ready()
         wait_stdin_closed()
-        for name in self.refused:
-            path = LOC.ring_path(name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                os.rmdir(path)
-            elif os.path.lexists(path):
-                os.unlink(path)
+        _remove_rings(self.refused)
 
 
 def mixed() -> None:

@@ -10,6 +10,7 @@ import os
 import sys
 
 import numpy as np
+from peer_common import log_media  # beside this script
 
 from summaryd import SummaryWriter
 
@@ -19,13 +20,7 @@ out = sys.stdout
 big = np.linspace(-1, 1, 300_000, dtype=np.float32)  # > a quarter of a 1 MiB ring
 step = 0
 while True:
-    w.add_histogram("hist", rng.standard_normal(100), step)
-    w.add_image("image", rng.random((3, 8, 8)), step)
-    w.add_images("images", rng.random((2, 3, 4, 4)), step)
-    w.add_audio("audio", rng.random((1, 200)) * 2 - 1, step, sample_rate=8000)
-    w.add_pr_curve("pr", rng.integers(0, 2, 50), rng.random(50), step)
-    w.add_mesh("mesh", rng.random((1, 4, 3)), global_step=step)
-    w.add_video("video", rng.random((1, 2, 3, 4, 4)), step)
+    log_media(w, step, rng)
     if step % 7 == 0:
         w.add_histogram("big", big, step)
     out.write(f"{step}\n")

@@ -13,23 +13,14 @@ second, default 200), plus the SUMMARYD_* variables.
 import json
 import os
 import sys
-import threading
 import time
+
+from peer_common import stop_on_stdin  # beside this script
 
 from summaryd import SummaryWriter
 from summaryd import client as client_mod
 
-stop = threading.Event()
-
-
-def wait_for_stop() -> None:
-    for line in sys.stdin:
-        if line.strip() == "stop":
-            break
-    stop.set()
-
-
-threading.Thread(target=wait_for_stop, daemon=True).start()
+stop = stop_on_stdin()
 w = SummaryWriter(os.environ["PEER_LOG_DIR"])
 tag = os.environ.get("PEER_TAG", "loss")
 period = 1.0 / float(os.environ.get("PEER_RATE", "200"))

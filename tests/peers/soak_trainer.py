@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
-import threading
 import time
 from typing import Any
 
 import numpy as np
+from peer_common import log_media, stop_on_stdin  # beside this script
 
 MEDIA_EVERY = 10
 BLOB_EVERY = 25
@@ -50,16 +49,6 @@ def report(journal: str, lines: list[str]) -> None:
         os.fsync(fd)  # a SIGKILL keeps the page cache anyway; this is against the machine
     finally:
         os.close(fd)
-
-
-def log_media(w: Any, step: int, rng: np.random.Generator) -> None:
-    w.add_histogram("hist", rng.standard_normal(100), step)
-    w.add_image("image", rng.random((3, 8, 8)), step)
-    w.add_images("images", rng.random((2, 3, 4, 4)), step)
-    w.add_audio("audio", rng.random((1, 200)) * 2 - 1, step, sample_rate=8000)
-    w.add_pr_curve("pr", rng.integers(0, 2, 50), rng.random(50), step)
-    w.add_mesh("mesh", rng.random((1, 4, 3)), global_step=step)
-    w.add_video("video", rng.random((1, 2, 3, 4, 4)), step)
 
 
 def worker(w: Any, journal: str, life: int, kind: str, k: int, first: int) -> None:
@@ -103,15 +92,7 @@ def main() -> None:
     except FileNotFoundError:
         first, purge = 0, None
     report(journal, [f"L {life} {purge if purge is not None else -1}\n"])
-    stop = threading.Event()
-
-    def wait_for_stop() -> None:
-        for line in sys.stdin:
-            if line.strip() == "stop":
-                break
-        stop.set()
-
-    threading.Thread(target=wait_for_stop, daemon=True).start()
+    stop = stop_on_stdin()
     w = SummaryWriter(log_dir, purge_step=purge)
     rng = np.random.default_rng(life)
     big = np.linspace(-1, 1, BIG, dtype=np.float32)
