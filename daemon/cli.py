@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from summaryd import __version__, wire
-from summaryd.client import request
+from summaryd.control import request
 from summaryd.errors import DaemonUnavailableError
 from summaryd.paths import Locations, locations, process_alive
 

@@ -57,7 +57,6 @@ from .arrays import array_parts, bin_header
 from .arrays import as_array_record as _as_array_record
 from .errors import (
     DaemonNoticeWarning,
-    DaemonUnavailableError,
     ProtocolError,
     RecordsDroppedWarning,
     SummarydWarning,
@@ -512,31 +511,6 @@ _client_lock = threading.Lock()
 _inherited: list[Client] = []
 # Callbacks run at interpreter exit before the final flush (writers register).
 _exit_hooks: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def request(loc: Locations, message: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-    """Send one control message and wait for the reply.
-
-    Raises:
-        DaemonUnavailableError: no daemon answered within ``timeout`` seconds.
-    """
-    import zmq
-
-    if not os.path.exists(loc.socket_path) or not daemon_running(loc):
-        raise DaemonUnavailableError(f"no summaryd daemon runs for {loc.runtime_dir}")
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    try:
-        sock.connect(loc.endpoint)
-        sock.send(wire.pack(message))
-        if not sock.poll(int(timeout * 1000)):
-            raise DaemonUnavailableError(f"the daemon at {loc.endpoint} did not answer")
-        reply: dict[str, Any] = wire.unpack(sock.recv())
-        return reply
-    finally:
-        sock.close()
-        ctx.term()
 
 
 def get_client() -> Client:

@@ -275,7 +275,7 @@ class FileWriter:
         w = self._writer
         c = w._current()
         path = os.path.abspath(self._path)
-        from .client import request
+        from .control import request
 
         reply = request(c.loc, wire.status())
         files = [
