@@ -1,58 +1,51 @@
-"""The daemon's core: ring records in, event-file bytes and acknowledgements out.
+"""The daemon's core: ring records in, actions out.  No socket, file, clock or thread.
 
 Theory of operation
 -------------------
-The core owns no socket, file or clock.  The loop feeds it what happened
-(``hello``, ``records`` drained from a client's ring, ``flush`` requests,
-``gone`` for a dead client) with the current time, then calls ``tick(now)``
-and carries out the returned actions in order: open a file for a run, append
-bytes to it, publish a ring's tail, acknowledge a flush, send a notice, close
-a file, remove a ring.
+The loop feeds the core what happened — ``hello``, ``batch`` (records drained
+from a client's ring), ``flush``, ``pressure``, ``gone`` (a dead client whose
+ring is drained), ``alive``, ``encoded`` (an encoding's result), a write that
+failed — with the current time, then calls ``plan_writes`` and ``settle`` and
+carries out the returned actions (``actions.py``).  The core never waits: work
+that takes time (encoding images, writing projector files, checking a process)
+goes out as an action and comes back as an input.
 
-*Runs.*  One run per ``(log_dir, filename_suffix)``, shared by every writer of
-every client that logs there, backed by one event file at a time.  A run
-opens when its first writer sends OPEN (the file starts with torch's
-``brain.Event:2`` record).  When its last writer closes (CLOSE, or its client
-is gone) the run's records are written at once, but the file stays open for
-``linger`` seconds: ranks of one job start and finish at different moments,
-and a process that opens the run meanwhile joins the same file instead of
-starting a second one (records from different rings are drained in no
-particular order, so "last writer" is only known after a while).  A writer
-that closes and opens again from the same process gets a new file, as torch.
+*Runs.*  One run per ``(log_dir, filename_suffix)`` at a time, shared by every
+writer of every client that logs there, backed by one event file (torch's
+``brain.Event:2`` header first).  When its last writer closes, the run's
+records are written at once but its file stays open ``linger`` seconds: ranks
+of one job finish at different moments, and one that opens the run meanwhile
+joins the same file.  A process that closes and re-opens gets a new file, as
+torch.  Lifecycles of runs and clients are the tables of ``lifecycle.py``.
 
-*Batching and latency.*  Encoded records wait in their run's buffer and are
-appended in one write when the first of these holds: ``max_queue`` records
-wait (the smallest of the run's writers), the oldest waited the run's
-latency (``min(max_latency, flush_secs)``, max_latency 1 s by default, so an
-event shows in TensorBoard within about a second), the buffer reached
-``WRITE_CHUNK`` bytes, a flush barrier or a full ring needs it, or the run
-closes.  The loop drains many records per cycle, so a busy run gets one
-write per cycle, never one per event.
+*Batching and latency.*  Framed records wait in their run's ``pending`` list
+and are appended in one write when the first of these holds: ``max_queue``
+records wait (the smallest of the run's writers), the oldest waited the run's
+latency (``min(max_latency, flush_secs)``), ``WRITE_CHUNK`` bytes wait, a
+flush or a filling ring needs it, or the run ends.  An array record takes a
+slot (None) that its ``Encode`` result fills; a write takes the filled prefix
+of the list, so each client's records reach the file in order and a slow
+encoding holds back only what follows it.
 
-*Durability.*  A ring's tail (published with ``SetTail``) only passes records
-that are in their files: a daemon killed between drain and write leaves the
-records in the ring for the next daemon.  Per client the core tracks, per
-run, where its first unwritten record starts; the tail is the smallest of
-those, or the drained position when nothing waits.
+*Durability.*  A ring's tail (``SetTail``) only passes records that are in
+their files: per client and run the core knows where its first unwritten
+record starts; the tail is the smallest of those, or the drained position.
 
-*Restart.*  A daemon that dies (or stops) leaves the rings in place; the
-next one must know, per client, which writers were open at the ring's tail
-(their OPEN records lie before it) and which records after the tail are
-already in files (another run of the same client may have held the tail
-back).  ``snapshot`` gives both, the loop persists it before it publishes a
-tail, and ``restore`` re-creates them: records already written are skipped,
-so every committed record reaches a file exactly once.
+*Restart.*  ``snapshot`` gives, per client, the writers open at its tail and
+how far each run's records are in files; the loop persists it before it
+publishes a tail, and ``restore`` re-creates both in the next daemon, which
+then skips records already written: each committed record reaches a file once.
 
-*Flush.*  A flush names a ring position; it is acknowledged once the tail has
-reached it, forcing the writes that hold it back.
+*Resume (purge_step).*  A writer opening with ``purge_step`` starts a new life
+of the run in PURGE_WAIT: the earlier life is retired (it keeps its live
+writers), every ring is scanned (``ScanRings``) so the earlier life's records
+are known, and once the earlier life is closed (or ``PURGE_WAIT`` seconds
+passed) its files are purged of the steps the new life logs again and the new
+life's file opens.
 
 *Isolation.*  A record that does not decode or validate is skipped, counted
-and reported to its client with a notice (at most ``NOTICE_LIMIT`` per
-client); it never raises out of the core.
-
-Client lifecycle::
-
-    hello -> active --(ring drained to the end after its process died)--> gone
+and reported to its client (at most ``NOTICE_LIMIT`` notices per client); it
+never raises out of the core.
 """
 
 from __future__ import annotations
@@ -60,240 +53,85 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 from summaryd import wire
 
 from . import encode
-from .arrays import decode_arrays, decode_record
+from .actions import (
+    Ack,
+    Action,
+    Append,
+    CheckAlive,
+    CloseFile,
+    Encode,
+    Notice,
+    OpenFile,
+    Project,
+    PurgeFiles,
+    RemoveBlobs,
+    RemoveRing,
+    ScanRings,
+    SetTail,
+)
+from .arrays import decode_record
+from .lifecycle import LIVE_RUN_STATES, ClientState, RunState
+from .state import DEFAULT_MAX_LATENCY, Client, OpenRec, Run
 from .tfrecord import frame
 
 WRITE_CHUNK = 1 << 20
 WRITE_RETRY = 1.0  # seconds between attempts to write a run whose last write failed
 PURGE_WAIT = 5.0  # seconds a resumed run waits for the earlier life's writers to be gone
 NOTICE_LIMIT = 20
-DEFAULT_MAX_LATENCY = 1.0
 DEFAULT_LINGER = 5.0
 
-
-# -- actions -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OpenFile:
-    run_id: int
-    log_dir: str
-    suffix: str
+__all__ = ["DEFAULT_LINGER", "DEFAULT_MAX_LATENCY", "Core", "parse_open"]
 
 
-@dataclass(frozen=True)
-class Append:
-    run_id: int
-    data: bytes
-    records: int
-    # (cid, start) of each client's first record in ``data``: what ``write_failed``
-    # puts back so the tails stay behind records that did not reach the disk.
-    restore: tuple[tuple[str, int], ...] = ()
-    # (cid, log_dir, suffix, upto): once written, each client's records of this
-    # run that start before ``upto`` are in a file.
-    commits: tuple[tuple[str, str, str, int], ...] = ()
-
-
-@dataclass(frozen=True)
-class CloseFile:
-    run_id: int
-
-
-@dataclass(frozen=True)
-class SetTail:
-    cid: str
-    pos: int
-
-
-@dataclass(frozen=True)
-class Ack:
-    cid: str
-    tok: int
-
-
-@dataclass(frozen=True)
-class Notice:
-    cid: str
-    level: str
-    msg: str
-
-
-@dataclass(frozen=True)
-class RemoveRing:
-    cid: str
-
-
-@dataclass(frozen=True)
-class PurgeFiles:
-    """Rewrite the run directory's closed event files without events at or after ``step``."""
-
-    log_dir: str
-    step: int
-
-
-@dataclass(frozen=True)
-class RemoveBlobs:
-    """The client's blobs ``<ring>.b<n>`` whose records are now in their files."""
-
-    cid: str
-    blobs: tuple[int, ...]
-
-
-Action = (
-    OpenFile | Append | CloseFile | SetTail | Ack | Notice | RemoveRing | PurgeFiles | RemoveBlobs
-)
-
-
-def _project_job(
-    job: tuple[Callable[..., None], str, dict[str, Any], list[Any]],
-) -> bytes | Exception:
-    """An add_embedding record's files (the loop's writer); no event bytes."""
-    project, log_dir, params, arrays = job
-    try:
-        project(log_dir, params, arrays)
-    except Exception as exc:
-        return exc
-    return b""
-
-
-def _encode_job(job: tuple[list[Any], bytes | memoryview]) -> bytes | Exception:
-    """One array record's framed events, or the exception that refused it
-    (returned, not raised: jobs run in a pool and one bad record must not
-    take the others' results with it)."""
-    try:
-        return encode.array_record(*job)
-    except Exception as exc:
-        return exc
-
-
-# -- state ---------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class Run:
-    run_id: int
-    log_dir: str
-    suffix: str
-    opened_at: float
-    max_queue: int = 0
-    latency: float = DEFAULT_MAX_LATENCY
-    writers: set[tuple[str, int]] = field(default_factory=set)
-    pending: list[bytes] = field(default_factory=list)
-    oldest: float = math.inf
-    # clients with records waiting in ``pending``
-    clients: set[str] = field(default_factory=set)
-    records_written: int = 0
-    bytes_written: int = 0
-    last_write: float | None = None
-    # Set while the run has no writers and waits ``linger`` seconds before closing.
-    idle_since: float | None = None
-    closed_by: str | None = None
-    # After a failed write (disk full, unwritable directory): no write before
-    # ``retry_at``; ``error`` is what clients were told.
-    retry_at: float = 0.0
-    error: str | None = None
-    # cid -> start of that client's last pending record + 1
-    upto: dict[str, int] = field(default_factory=dict)
-    # tag -> the client that logs it; tags reported as logged by two clients
-    tags: dict[Any, str] = field(default_factory=dict)
-    shared_tags: set[Any] = field(default_factory=set)
-    # array records in ``pending`` whose encoding has not filled their slot yet
-    encoding: int = 0
-    # Where it lives in Core.runs: (log_dir, suffix), or a key of its own once a
-    # resumed trainer's purge has retired it.
-    key: Any = ()
-    # A life begun with purge_step: its step, and until the earlier life is
-    # closed and purged, the run it waits for and how long at most.
-    purge_step: int | None = None
-    purge_pending: bool = False
-    predecessor: Run | None = None
-    purge_deadline: float = 0.0
-    resumer_start: int = 0  # start time of the process that resumed: older ones are the past
-
-
-@dataclass(eq=False)
-class Client:
-    cid: str
-    pid: int
-    start: int
-    ring: str
-    connected_at: float
-    argv: list[str] = field(default_factory=list)
-    writers: dict[int, Run] = field(default_factory=dict)
-    drained: int = 0
-    tail: int = 0
-    unwritten: dict[int, int] = field(default_factory=dict)  # run_id -> first unwritten start
-    flushes: list[tuple[int, int]] = field(default_factory=list)  # (pos, tok)
-    records: int = 0
-    malformed: int = 0
-    notices: int = 0
-    last_activity: float = 0.0
-    force: bool = False
-    gone: bool = False
-    # For restarts: OPEN/CLOSE records after the tail, the OPEN records of the
-    # writers open at the tail, and how far each run's records are in files.
-    control: list[tuple[int, list[Any]]] = field(default_factory=list)
-    at_tail: dict[int, list[Any]] = field(default_factory=dict)
-    written: dict[tuple[str, str], int] = field(default_factory=dict)
-    # Restored ``written``: records before these positions are not written again.
-    skip_below: dict[tuple[str, str], int] = field(default_factory=dict)
-    replay_until: int = 0
-    # (start, n) of records whose data is in the blob ``<ring>.b<n>``: removed
-    # once the tail passes the record.
-    blobs: list[tuple[int, int]] = field(default_factory=list)
+def parse_open(rec: list[Any]) -> OpenRec:
+    """An OPEN record's fields, checked (a client's bytes are never trusted)."""
+    _, wid, log_dir, suffix, max_queue, flush_secs, purge_step, walltime = rec
+    if type(wid) is not int:
+        raise ValueError(f"OPEN: writer id {wid!r} invalid")
+    if not (
+        isinstance(log_dir, str)
+        and log_dir.startswith("/")
+        and "\0" not in log_dir
+        and os.path.normpath(log_dir) == log_dir
+    ):
+        raise ValueError(f"OPEN: log_dir must be a normalised absolute path, got {log_dir!r}")
+    if not isinstance(suffix, str) or "/" in suffix or "\0" in suffix:
+        raise ValueError(f"OPEN: invalid filename_suffix {suffix!r}")
+    if type(max_queue) is not int or not isinstance(flush_secs, (int, float)):
+        raise ValueError("OPEN: max_queue must be int and flush_secs a number")
+    if purge_step is not None and (
+        type(purge_step) is not int or not -(1 << 63) <= purge_step < (1 << 63)
+    ):
+        raise ValueError("OPEN: purge_step must be an int64 or nil")
+    return OpenRec(wid, log_dir, suffix, max_queue, float(flush_secs), purge_step, float(walltime))
 
 
 class Core:
-    """Records in, file bytes and acknowledgements out; see the module docstring."""
+    """Records in, actions out; see the module docstring."""
 
     def __init__(
-        self,
-        max_latency: float = DEFAULT_MAX_LATENCY,
-        linger: float = DEFAULT_LINGER,
-        alive: Callable[[int, int], bool] | None = None,
-        read_blob: Callable[[str, int], bytes | memoryview] | None = None,
-        submit: Callable[[Callable[[Any], Any], Any], Future[Any]] | None = None,
-        project: Callable[[str, dict[str, Any], list[Any]], None] | None = None,
-        submit_in_order: Callable[[Callable[[Any], Any], Any], Future[Any]] | None = None,
+        self, max_latency: float = DEFAULT_MAX_LATENCY, linger: float = DEFAULT_LINGER
     ) -> None:
         self.max_latency = max_latency
-        # The loop's reader of a client's blob ``n`` (I/O stays at the edge).
-        self._read_blob = read_blob
-        # Array records are encoded off the loop: ``submit`` (the loop passes a
-        # thread pool's) starts each one as it is drained, so PNG, GIF and
-        # histogram work runs on every core while the loop keeps draining; the
-        # result fills the record's slot in its run's buffer, and a run is
-        # written only once all its slots are filled, so each client's records
-        # reach the file in order.  Without ``submit`` (tests) a job runs when
-        # its slot is needed.
-        self._submit = submit
-        # The loop's writer of add_embedding's files (I/O at the edge), run as a
-        # job like an encoding; its record's slot stays empty, and holds the
-        # tail until the files are written.
-        self._project = project
-        # Projector jobs run one at a time, in record order (each merges into the
-        # log dir's config: torch lists embeddings in call order).
-        self._submit_in_order = submit_in_order or submit
-        # [run, slot index in run.pending, client, future or None, job function, its argument]
-        self._jobs: list[list[Any]] = []
         self.linger = linger
-        # Whether a client's process still runs (pid, start ticks): the loop passes
-        # paths.process_alive; None trusts ``gone`` alone.
-        self._alive = alive
         self.clients: dict[str, Client] = {}
+        # The live run of each key; retired and closing runs are ``_detached``.
         self.runs: dict[tuple[str, str], Run] = {}
+        self._detached: list[Run] = []
         self._run_ids = 0
+        self._job_ids = 0
+        # job -> (run, client, absolute slot index)
+        self._jobs: dict[int, tuple[Run, Client, int]] = {}
+        # (run_id, tag) -> (run, tag, owner cid, newcomer cid): a tag a second
+        # client logs while we ask whether its first logger still lives.
+        self._suspects: dict[tuple[int, Any], tuple[Run, Any, str, str]] = {}
+        self._asked: set[str] = set()
         self._actions: list[Action] = []
-        # Set when a trainer resumes: the loop should adopt and drain every ring
-        # now, so the earlier life's records are known before the new life starts.
-        self.scan_requested = False
         self.records_total = 0
         self.malformed_total = 0
         self.bytes_total = 0
@@ -372,11 +210,11 @@ class Core:
                     if not pending:
                         run.oldest = now
                     pending.append(data)
-                    run.upto[cid] = start + 1
+                    run.cids.append(cid)
+                    run.starts.append(start)
                     rid = run.run_id
                     if rid not in unwritten:
                         unwritten[rid] = start
-                        run.clients.add(cid)
                     n += 1
                 else:
                     handler = handlers.get(rec[0])
@@ -390,29 +228,55 @@ class Core:
         self.records_total += n
         c.last_activity = now
 
+    def encoded(self, job: int, result: bytes | Exception, now: float) -> None:
+        """An ``Encode`` or ``Project`` came back: fill its slot (an exception
+        leaves it empty and tells the client)."""
+        entry = self._jobs.pop(job, None)
+        if entry is None:
+            return
+        run, c, slot = entry
+        if isinstance(result, Exception):
+            self._malformed(c, result)
+            result = b""
+        run.pending[slot - run.base] = result
+        run.encoding -= 1
+
+    def alive(self, cid: str, now: float) -> None:
+        """Answer to ``CheckAlive``: the process lives, so a tag it logs that
+        another client logs too is logged by two processes."""
+        self._asked.discard(cid)
+        for key, (run, tag, owner, newcomer) in list(self._suspects.items()):
+            if owner != cid:
+                continue
+            del self._suspects[key]
+            run.shared_tags.add(tag)
+            first, second = self.clients.get(owner), self.clients.get(newcomer)
+            if first is None or second is None:
+                continue
+            msg = (
+                f"tag {tag!r} in {run.log_dir} is logged by two processes (pids {first.pid} "
+                f"and {second.pid}); TensorBoard then keeps only some of its points. Use a "
+                f"tag per process, e.g. 'rank<N>/{tag}'"
+            )
+            for who in (owner, newcomer):
+                self._actions.append(Notice(who, "warning", msg))
+
     def _tag_owner(self, run: Run, tag: Any, c: Client) -> None:
-        """First record of ``tag`` from ``c`` in ``run``: take it, or warn if a
-        live client already logs it (TensorBoard keeps only some points of a
-        tag written by two processes: a lower step evicts later ones)."""
+        """First record of ``tag`` from ``c`` in ``run``: take it, or, if a live
+        client already logs it, ask whether that process still runs (TensorBoard
+        keeps only some points of a tag written by two processes)."""
         owner = self.clients.get(run.tags.get(tag, ""))
         if owner is None or owner.gone or owner is c:
             run.tags[tag] = c.cid
             return
-        if tag in run.shared_tags:
+        if tag in run.shared_tags or (run.run_id, tag) in self._suspects:
             return
-        if self._alive is not None and not self._alive(owner.pid, owner.start):
-            # The owner died and the loop has not noticed yet (DataLoader workers
-            # of the previous epoch): a successor, not a second writer.
-            run.tags[tag] = c.cid
-            return
-        run.shared_tags.add(tag)
-        msg = (
-            f"tag {tag!r} in {run.log_dir} is logged by two processes (pids {owner.pid} "
-            f"and {c.pid}); TensorBoard then keeps only some of its points. Use a tag per "
-            f"process, e.g. 'rank<N>/{tag}'"
-        )
-        for cid in (owner.cid, c.cid):
-            self._actions.append(Notice(cid, "warning", msg))
+        # DataLoader workers of the previous epoch may be dead without the loop
+        # having noticed yet: a successor, not a second writer.
+        self._suspects[(run.run_id, tag)] = (run, tag, owner.cid, c.cid)
+        if owner.cid not in self._asked:
+            self._asked.add(owner.cid)
+            self._actions.append(CheckAlive(owner.cid))
 
     @staticmethod
     def _written_before(c: Client, run: Run, start: int) -> bool:
@@ -443,16 +307,16 @@ class Core:
             c.written[(k0, k1)] = c.skip_below[(k0, k1)]
         c.replay_until = max(c.skip_below.values(), default=0)
         for rec in saved.get("at_tail", []):
-            rec = list(rec)
-            rec[6] = None  # its purge pair was written in the earlier life
             try:
-                self._open(c, rec, c.tail, now)
+                # Its purge pair was written in the earlier life.
+                o = parse_open(list(rec))._replace(purge_step=None)
+                self._open_writer(c, o, c.tail, now)
             except Exception as exc:
                 self._malformed(c, exc)
                 continue
             # Still open at the tail: the next snapshot must name it too, or a
             # daemon restarted twice forgets the writer ("CLOSE: unknown writer").
-            c.at_tail[rec[1]] = rec
+            c.at_tail[o.wid] = o.record()
         c.control.clear()  # the restored writers are the state at the tail
 
     def flush(self, cid: str, tok: int, pos: int) -> None:
@@ -470,27 +334,42 @@ class Core:
     def gone(self, cid: str, now: float) -> None:
         """The client's process is dead and its ring drained: close and forget it."""
         c = self.clients.get(cid)
-        if c is None:
+        if c is None or c.gone:
             return
         for wid in list(c.writers):
             self._close(c, [wire.CLOSE, wid], c.drained, now)
         c.force = True
-        c.gone = True
+        c.advance("gone")
+        self._asked.discard(cid)
+        for key, (run, tag, owner, newcomer) in list(self._suspects.items()):
+            if owner == cid:  # a successor after all
+                del self._suspects[key]
+                run.tags[tag] = newcomer
 
-    def close_all(self, now: float) -> list[Action]:
-        """Shutdown: write and close every run, acknowledge every flush."""
+    def end_all(self, now: float) -> None:
+        """Shutdown: end every run (written, then closed once its encodings are
+        back: keep feeding ``encoded`` and planning until ``jobs_outstanding``
+        is 0) and acknowledge what is written."""
         for c in self.clients.values():
             c.force = True
-        for run in list(self.runs.values()):
+        for run in self._all_runs():
             run.retry_at = 0.0
-            if run.purge_pending:
-                self._start_resumed(run, now)
-        actions = self.tick(now)
-        for run in list(self.runs.values()):
-            self._end_run(run, now)
-        actions.extend(self._actions)
-        self._actions = []
-        return actions
+            if run.state in LIVE_RUN_STATES:
+                self._end_run(run, now)
+
+    def close_all(self, now: float) -> list[Action]:
+        """``end_all`` then ``tick``, for callers whose writes cannot fail."""
+        self.end_all(now)
+        return self.tick(now)
+
+    @property
+    def jobs_outstanding(self) -> int:
+        return len(self._jobs)
+
+    @property
+    def queued(self) -> bool:
+        """Whether inputs fed while actions were carried out queued new ones."""
+        return bool(self._actions)
 
     # -- outputs -----------------------------------------------------------
 
@@ -503,19 +382,19 @@ class Core:
         return actions + self.settle(now)
 
     def plan_writes(self, now: float) -> list[Action]:
-        """Files to open or close, notices, and the writes that are due.
+        """Work to start, files to open or purge, notices, and the writes that are due.
 
         The loop carries them out, reports each failed ``Append`` with
-        ``write_failed``, then asks ``settle`` for tails and acknowledgements,
-        so no tail passes a record whose write failed.
+        ``write_failed``, then asks ``settle`` for closes, tails and
+        acknowledgements, so no tail passes a record whose write failed.
         """
-        self._resolve_jobs(wait=False)
         for run in list(self.runs.values()):
             if run.idle_since is not None and now - run.idle_since >= self.linger:
                 self._end_run(run, now)
-            elif run.purge_pending and (
+            elif run.state is RunState.PURGE_WAIT and (
                 run.predecessor is None
-                or run.predecessor.key not in self.runs
+                or run.predecessor.state is RunState.CLOSED
+                or run.predecessor.file_closed
                 or now >= run.purge_deadline
             ):
                 self._start_resumed(run, now)
@@ -526,28 +405,38 @@ class Core:
                 c.force = True
             if c.force:
                 forced.update(c.unwritten)
-        for run in list(self.runs.values()):
+        for run in self._all_runs():
             if not run.pending or run.retry_at > now:
+                continue
+            if run.state is RunState.CLOSING:
+                actions.extend(self._write(run, now))
                 continue
             urgent = run.run_id in forced or now - run.oldest >= run.latency
             if run.encoding and not urgent:
-                continue  # its encoders finish first (they wake the loop)
+                continue  # its encodings come back first (they wake the loop)
             if (
                 urgent
                 or (run.max_queue and len(run.pending) >= run.max_queue)
-                or sum(map(len, run.pending)) >= WRITE_CHUNK
+                or sum(map(len, filter(None, run.pending))) >= WRITE_CHUNK
             ):
                 actions.extend(self._write(run, now))
         for c in self.clients.values():
             c.force = False
-        # Notices of array records that failed while a write waited for them.
+        # Notices raised while planning (an encoding that failed, ...).
         actions.extend(self._actions)
         self._actions = []
         return actions
 
     def settle(self, now: float) -> list[Action]:
-        """Tails to publish, flushes to acknowledge, rings to remove (after the writes)."""
+        """Files to close, tails to publish, flushes to acknowledge, rings to
+        remove (after the writes)."""
         actions: list[Action] = []
+        for run in list(self._detached):
+            if run.state is RunState.CLOSING and not run.pending:
+                run.advance("closed")
+                self._detached.remove(run)
+                if not run.file_closed:
+                    actions.append(CloseFile(run.run_id))
         for cid, c in list(self.clients.items()):
             tail = min(c.unwritten.values()) if c.unwritten else c.drained
             if tail != c.tail:
@@ -567,7 +456,8 @@ class Core:
                     else:
                         keep.append((pos, tok))
                 c.flushes = keep
-            if c.gone and not c.unwritten:
+            if c.state is ClientState.GONE and not c.unwritten:
+                c.advance("written")
                 actions.append(RemoveRing(cid))
                 del self.clients[cid]
         return actions
@@ -585,9 +475,14 @@ class Core:
         c.control = keep
 
     def next_deadline(self) -> float | None:
-        """When ``tick`` next has a write to do without new input (None: never)."""
-        due = [max(r.oldest + r.latency, r.retry_at) for r in self.runs.values() if r.pending]
-        due += [r.purge_deadline for r in self.runs.values() if r.purge_pending]
+        """When ``plan_writes`` next has work without new input (None: never).
+        A run whose first slot is still encoding has none: its result wakes the loop."""
+        due = [
+            max(r.oldest + r.latency, r.retry_at)
+            for r in self._all_runs()
+            if r.pending and r.pending[0] is not None
+        ]
+        due += [r.purge_deadline for r in self.runs.values() if r.state is RunState.PURGE_WAIT]
         due += [r.idle_since + self.linger for r in self.runs.values() if r.idle_since is not None]
         return min(due) if due else None
 
@@ -599,6 +494,7 @@ class Core:
                     "pid": c.pid,
                     "ring": c.ring,
                     "argv": c.argv,
+                    "state": c.state.value,
                     "writers": len(c.writers),
                     "records": c.records,
                     "malformed": c.malformed,
@@ -613,58 +509,50 @@ class Core:
                     "run_id": r.run_id,
                     "log_dir": r.log_dir,
                     "suffix": r.suffix,
+                    "state": r.state.value,
                     "writers": len(r.writers),
                     "records": r.records_written,
                     "bytes": r.bytes_written,
                     "pending": len(r.pending),
+                    "encoding": r.encoding,
                     "last_write": r.last_write,
                     "opened_at": r.opened_at,
                     "idle_since": r.idle_since,
                     "error": r.error,
                 }
-                for r in self.runs.values()
+                for r in self._all_runs()
             ],
             "records": self.records_total,
             "bytes": self.bytes_total,
             "malformed": self.malformed_total,
+            "encoding": len(self._jobs),
         }
 
     # -- record handlers ---------------------------------------------------
 
     def _open(self, c: Client, rec: list[Any], start: int, now: float) -> None:
-        _, wid, log_dir, suffix, max_queue, flush_secs, purge_step, walltime = rec
-        if type(wid) is not int or wid in c.writers:
-            raise ValueError(f"OPEN: writer id {wid!r} invalid or already open")
-        if not (
-            isinstance(log_dir, str)
-            and log_dir.startswith("/")
-            and "\0" not in log_dir
-            and os.path.normpath(log_dir) == log_dir
-        ):
-            raise ValueError(f"OPEN: log_dir must be a normalised absolute path, got {log_dir!r}")
-        if not isinstance(suffix, str) or "/" in suffix or "\0" in suffix:
-            raise ValueError(f"OPEN: invalid filename_suffix {suffix!r}")
-        if type(max_queue) is not int or not isinstance(flush_secs, (int, float)):
-            raise ValueError("OPEN: max_queue must be int and flush_secs a number")
-        if purge_step is not None and (
-            type(purge_step) is not int or not -(1 << 63) <= purge_step < (1 << 63)
-        ):
-            raise ValueError("OPEN: purge_step must be an int64 or nil")
-        walltime = float(walltime)
+        o = parse_open(rec)
+        self._open_writer(c, o, start, now)
+        c.control.append((start, rec))
+
+    def _open_writer(self, c: Client, o: OpenRec, start: int, now: float) -> None:
+        if o.wid in c.writers:
+            raise ValueError(f"OPEN: writer id {o.wid!r} already open")
         # Encode before touching any state: a record that fails leaves nothing behind.
-        header = frame(encode.file_header(walltime))
-        if purge_step is not None and start < c.skip_below.get((log_dir, suffix), 0):
+        header = frame(encode.file_header(o.walltime))
+        purge_step = o.purge_step
+        if purge_step is not None and start < c.skip_below.get((o.log_dir, o.suffix), 0):
             purge_step = None  # an earlier daemon wrote this pair already
         purge = (
             [
                 # torch's purge pair: a version event and SessionLog.START at purge_step.
-                frame(encode.file_version(walltime, purge_step)),
-                frame(encode.session_start(walltime, purge_step)),
+                frame(encode.file_version(o.walltime, purge_step)),
+                frame(encode.session_start(o.walltime, purge_step)),
             ]
             if purge_step is not None
             else []
         )
-        key = (log_dir, suffix)
+        key = (o.log_dir, o.suffix)
         run = self.runs.get(key)
         if purge_step is not None:
             if run is not None and run.purge_step == purge_step:
@@ -673,103 +561,72 @@ class Core:
                 # drop the points the first resumed rank already wrote).
                 purge = []
             else:
-                run = self._resume(run, key, c, start, now, max_queue, flush_secs, header)
+                run = self._resume(run, key, c, start, now, o, header)
                 run.purge_step = purge_step
-        elif run is not None and run.purge_pending and c.start < run.resumer_start:
+        elif run is not None and run.state is RunState.PURGE_WAIT and c.start < run.resumer_start:
             # A writer of the earlier life (its process started before the resumed
             # one), found only now: its records go to the earlier life's file.
             old = run.predecessor
-            if old is None or old.key not in self.runs:
-                old = self._new_run(key, now, max_queue, flush_secs)
-                del self.runs[key]
-                old.key = (*key, "retired", old.run_id)
-                self.runs[old.key] = old
-                self.runs[key] = run
-                self._actions.append(OpenFile(old.run_id, log_dir, suffix))
+            if old is None or old.state not in LIVE_RUN_STATES:
+                old = self._new_run(key, now, o, register=False)
+                old.advance("retire")
+                self._detached.append(old)
+                self._actions.append(OpenFile(old.run_id, o.log_dir, o.suffix))
                 self._add(old, c, start, now, header)
                 run.predecessor = old
             run = old
-        if run is not None and run.idle_since is not None:
-            if run.closed_by == c.cid:
-                # The same process re-opens what it closed: a new file, as torch.
-                self._end_run(run, now)
-                run = None
-            else:
-                run.idle_since = run.closed_by = None
+        if run is not None and run.idle_since is not None and run.closed_by == c.cid:
+            # The same process re-opens what it closed: a new file, as torch.
+            self._end_run(run, now)
+            run = None
         if run is None:
-            run = self._new_run(key, now, max_queue, flush_secs)
-            self._actions.append(OpenFile(run.run_id, log_dir, suffix))
+            run = self._new_run(key, now, o)
+            self._actions.append(OpenFile(run.run_id, o.log_dir, o.suffix))
             self._add(run, c, start, now, header)
         else:
-            if max_queue > 0:
-                run.max_queue = min(run.max_queue, max_queue) if run.max_queue else max_queue
-            run.latency = min(run.latency, max(0.0, float(flush_secs)))
+            run.advance("joined")
+            run.idle_since = run.closed_by = None
+            if o.max_queue > 0:
+                run.max_queue = min(run.max_queue, o.max_queue) if run.max_queue else o.max_queue
+            run.latency = min(run.latency, max(0.0, o.flush_secs))
         for data in purge:
             self._add(run, c, start, now, data)
-        run.writers.add((c.cid, wid))
-        c.writers[wid] = run
-        c.control.append((start, rec))
+        run.writers.add((c.cid, o.wid))
+        c.writers[o.wid] = run
 
     def _array(self, c: Client, rec: list[Any], start: int, now: float) -> None:
-        """An array record: queue its encoding (``_resolve_jobs``) in its run's buffer."""
+        """An array record: a slot in its run's list, filled when its ``Encode``
+        (or, for add_embedding, ``Project``) comes back."""
         data = rec[-1]
+        blob = None
         if type(data) is int and len(rec) == wire.ARRAY_FIELDS:
             if not 0 <= data < 1 << 63:
                 raise ValueError(f"blob number {data} out of range")
             c.blobs.append((start, data))  # removed after the tail passes, whatever happens
+            blob, data = data, None
         encode.check_array_record(rec)
         run = c.writers.get(rec[1])
         if run is None:
             raise ValueError(f"record for unknown writer {rec[1]!r}")
         if start < c.replay_until and self._written_before(c, run, start):
             return
-        if type(data) is int:
-            if self._read_blob is None:
-                raise ValueError("this daemon reads no blobs")
-            try:
-                data = self._read_blob(c.cid, data)
-            except OSError as exc:
-                raise ValueError(f"blob {rec[-1]} unreadable: {exc}") from None
-        elif type(data) is not bytes and type(data) is not memoryview:
+        if blob is None and type(data) is not bytes and type(data) is not memoryview:
             raise TypeError("array record data must be bytes or a blob number")
         c.records += 1
         self.records_total += 1
+        self._job_ids += 1
+        job = self._job_ids
         if rec[0] == wire.EMBEDDING:
             # Files, not events; the tail passes the record only once they are written.
-            if self._project is None:
-                raise ValueError("this daemon writes no projector files")
-            job: Callable[[Any], bytes | Exception] = _project_job
-            work: Any = (self._project, run.log_dir, rec[5], decode_arrays(rec[6], data))
-            submit = self._submit_in_order
+            self._actions.append(Project(job, c.cid, run.log_dir, rec, data, blob))
         else:
             tag = rec[2]
             if tag and run.tags.get(tag) != c.cid:
                 self._tag_owner(run, tag, c)
-            job, work, submit = _encode_job, (rec, data), self._submit
-        self._add(run, c, start, now, b"")  # a slot, filled by _resolve_jobs
-        fut = submit(job, work) if submit is not None else None
-        self._jobs.append([run, len(run.pending) - 1, c, fut, job, work])
+            self._actions.append(Encode(job, c.cid, rec, data, blob))
+        self._add(run, c, start, now, None)
         run.encoding += 1
-
-    def _resolve_jobs(self, run: Run | None = None, *, wait: bool = True) -> None:
-        """Fill the slots of encoded array records: all finished ones, and with
-        ``wait`` also the unfinished ones (of ``run`` only, if given)."""
-        keep = []
-        for job in self._jobs:
-            jrun, i, c, fut, fn, work = job
-            if fut is None:
-                res = fn(work)
-            elif fut.done() or wait and (run is None or jrun is run):
-                res = fut.result()
-            else:
-                keep.append(job)
-                continue
-            jrun.encoding -= 1
-            if isinstance(res, Exception):
-                self._malformed(c, res)
-            else:
-                jrun.pending[i] = res
-        self._jobs = keep
+        self._jobs[job] = (run, c, run.base + len(run.pending) - 1)
 
     def _close(self, c: Client, rec: list[Any], start: int, now: float) -> None:
         _, wid = rec
@@ -778,20 +635,24 @@ class Core:
             raise ValueError(f"CLOSE: unknown writer {wid!r}")
         c.control.append((start, rec))
         run.writers.discard((c.cid, wid))
-        if not run.writers:
-            if run.key != (run.log_dir, run.suffix):  # retired by a resume: nobody joins it
-                self._end_run(run, now)
-                return
-            # Written now (unless its file waits for a purge), closed after the linger.
-            self._actions.extend(self._write(run, now))
-            run.idle_since = now
-            run.closed_by = c.cid
+        if run.writers:
+            return
+        if run.state is RunState.RETIRED:  # replaced by a resume: nobody joins it
+            self._end_run(run, now)
+            return
+        # Written now (unless its file waits for a purge), closed after the linger.
+        self._actions.extend(self._write(run, now))
+        if run.state is RunState.OPEN:
+            run.advance("last_closed")
+        run.idle_since = now
+        run.closed_by = c.cid
 
-    def _new_run(self, key: tuple[str, str], now: float, max_queue: int, flush_secs: float) -> Run:
+    def _new_run(self, key: tuple[str, str], now: float, o: OpenRec, register: bool = True) -> Run:
         self._run_ids += 1
-        run = Run(self._run_ids, key[0], key[1], now, max_queue=max_queue, key=key)
-        run.latency = min(self.max_latency, max(0.0, float(flush_secs)))
-        self.runs[key] = run
+        run = Run(self._run_ids, key[0], key[1], now, max_queue=max(0, o.max_queue))
+        run.latency = min(self.max_latency, max(0.0, o.flush_secs))
+        if register:
+            self.runs[key] = run
         return run
 
     def _resume(
@@ -801,31 +662,34 @@ class Core:
         c: Client,
         start: int,
         now: float,
-        max_queue: int,
-        flush_secs: float,
+        o: OpenRec,
         header: bytes,
     ) -> Run:
         """A trainer resumes with purge_step: a new life in a new file, opened
         once the earlier life's writers are gone (their rings drained) and its
         files are purged of the steps the new life logs again."""
         if old is not None:
-            del self.runs[key]
-            old.key = (*key, "retired", old.run_id)
-            self.runs[old.key] = old
-            if not old.writers:
+            if old.state is RunState.PURGE_WAIT:
+                self._start_resumed(old, now)  # a resume of a resume: the first purge first
+            if old.writers:
+                del self.runs[key]
+                old.advance("retire")
+                old.idle_since = old.closed_by = None
+                self._detached.append(old)
+            else:
                 self._end_run(old, now)
-        run = self._new_run(key, now, max_queue, flush_secs)
-        run.purge_pending = True
+        run = self._new_run(key, now, o)
+        run.state = RunState.PURGE_WAIT
         run.predecessor = old
         run.purge_deadline = now + PURGE_WAIT
         run.resumer_start = c.start
-        self.scan_requested = True
+        self._actions.append(ScanRings())
         self._add(run, c, start, now, header)
         return run
 
     def _start_resumed(self, run: Run, now: float) -> None:
         old = run.predecessor
-        if old is not None and old.key in self.runs:
+        if old is not None and old.state is RunState.RETIRED:
             # Its writers outlived the wait (a live process): they go on in the new life.
             for cid, wid in old.writers:
                 oc = self.clients.get(cid)
@@ -837,80 +701,107 @@ class Core:
         assert run.purge_step is not None
         self._actions.append(PurgeFiles(run.log_dir, run.purge_step))
         self._actions.append(OpenFile(run.run_id, run.log_dir, run.suffix))
-        run.purge_pending = False
+        run.advance("start")
         run.predecessor = None
+        if not run.writers:
+            run.advance("last_closed")
 
     def _end_run(self, run: Run, now: float) -> None:
-        """Write what it holds and close its file (a run whose file waits for a
-        purge is started first: its records must not be lost)."""
-        if run.purge_pending:
+        """Write what it holds and close its file, or, while slots are still
+        encoding, once they are written (``settle``).  A run whose file waits
+        for a purge is started first."""
+        if run.state is RunState.PURGE_WAIT:
             self._start_resumed(run, now)
+        run.advance("end")
+        run.idle_since = None
+        if self.runs.get((run.log_dir, run.suffix)) is run:
+            del self.runs[(run.log_dir, run.suffix)]
+        if run not in self._detached:
+            self._detached.append(run)
         self._actions.extend(self._write(run, now))
-        self._actions.append(CloseFile(run.run_id))
-        del self.runs[run.key]
+        if not run.pending:
+            # Closed right behind its last write: a purge or a new file that
+            # follows must find it closed.
+            self._actions.append(CloseFile(run.run_id))
+            run.file_closed = True
 
-    def _add(self, run: Run, c: Client, start: int, now: float, data: bytes) -> None:
+    def _all_runs(self) -> list[Run]:
+        return [*self.runs.values(), *self._detached]
+
+    def _add(self, run: Run, c: Client, start: int, now: float, data: bytes | None) -> None:
         if not run.pending:
             run.oldest = now
         run.pending.append(data)
-        run.upto[c.cid] = start + 1
+        run.cids.append(c.cid)
+        run.starts.append(start)
         if run.run_id not in c.unwritten:
             c.unwritten[run.run_id] = start
-            run.clients.add(c.cid)
 
     def _write(self, run: Run, now: float) -> list[Action]:
-        if run.encoding:
-            self._resolve_jobs(run)
-        if not run.pending or run.purge_pending:  # no file yet: it waits for the purge
+        """The filled front of the run's list, as one ``Append``."""
+        if not run.pending or run.state is RunState.PURGE_WAIT:  # no file yet: waits for the purge
             return []
-        data = b"".join(run.pending)
-        n = len(run.pending)
-        run.pending = []
-        run.oldest = math.inf
-        run.records_written += n
-        run.bytes_written += len(data)
+        k = run.pending.index(None) if run.encoding else len(run.pending)
+        if k == 0:
+            return []
+        parts: list[bytes] = run.pending[:k]  # type: ignore[assignment]
+        cids, starts = run.cids[:k], run.starts[:k]
+        del run.pending[:k], run.cids[:k], run.starts[:k]
+        run.base += k
+        if not run.pending:
+            run.oldest = math.inf
+        size = sum(map(len, parts))
+        run.records_written += k
+        run.bytes_written += size
         run.last_write = now
-        self.bytes_total += len(data)
-        # Each client's first unwritten record of this run, taken out of
-        # ``unwritten`` (the write covers it) and kept so ``write_failed`` can put
-        # it back: a tail must never pass records whose write failed.
-        restore = tuple(
-            (cid, c.unwritten.pop(run.run_id))
-            for cid in run.clients
-            if (c := self.clients.get(cid)) is not None and run.run_id in c.unwritten
-        )
-        run.clients.clear()
-        commits = tuple((cid, run.log_dir, run.suffix, upto) for cid, upto in run.upto.items())
-        run.upto = {}
-        return [Append(run.run_id, data, n, restore, commits)]
+        self.bytes_total += size
+        # Each client's first record still waiting (or none): what its tail may
+        # reach once this write is done (``write_failed`` puts the old one back).
+        rid = run.run_id
+        rest = dict(zip(reversed(run.cids), reversed(run.starts), strict=True))
+        last = dict(zip(cids, starts, strict=True))
+        for cid in last:
+            c = self.clients.get(cid)
+            if c is None:
+                continue
+            if cid in rest:
+                c.unwritten[rid] = rest[cid]
+            else:
+                c.unwritten.pop(rid, None)
+        commits = tuple((cid, run.log_dir, run.suffix, s + 1) for cid, s in last.items())
+        return [Append(rid, run.log_dir, run.suffix, parts, cids, starts, commits)]
+
+    def _find_run(self, run_id: int) -> Run | None:
+        return next((r for r in self._all_runs() if r.run_id == run_id), None)
 
     def write_failed(self, act: Append, error: str, now: float) -> None:
         """The loop could not write ``act`` (it wrote nothing of it): keep its
         records pending, hold the tails behind them, retry after WRITE_RETRY,
         and tell the run's clients once per distinct error."""
-        run = next((r for r in self.runs.values() if r.run_id == act.run_id), None)
-        if run is None:  # closed meanwhile (shutdown): the records stay in the rings
+        run = self._find_run(act.run_id)
+        if run is None:
             return
-        run.pending.insert(0, act.data)
-        for job in self._jobs:  # slots queued since the write moved one place on
-            if job[0] is run:
-                job[1] += 1
+        k = len(act.parts)
+        run.pending[:0] = act.parts
+        run.cids[:0] = act.cids
+        run.starts[:0] = act.starts
+        run.base -= k
         run.oldest = min(run.oldest, now)
-        run.records_written -= act.records
-        run.bytes_written -= len(act.data)
-        self.bytes_total -= len(act.data)
+        size = sum(map(len, act.parts))
+        run.records_written -= k
+        run.bytes_written -= size
+        self.bytes_total -= size
         run.retry_at = now + WRITE_RETRY
-        for cid, _k0, _k1, upto in act.commits:
-            run.upto[cid] = max(run.upto.get(cid, 0), upto)
+        run.file_closed = False  # the retry's file is closed once it is written
         rid = run.run_id
-        for cid, pos in act.restore:
+        first = dict(zip(reversed(act.cids), reversed(act.starts), strict=True))
+        for cid, pos in first.items():
             c = self.clients.get(cid)
             if c is not None:
                 c.unwritten[rid] = min(c.unwritten.get(rid, pos), pos)
-                run.clients.add(cid)
         if run.error != error:
             run.error = error
-            told = {cid for cid, _ in run.writers} | {cid for cid, _ in act.restore}
+            told = {cid for cid, _ in run.writers} | set(first)
             for cid in sorted(told):
                 self._actions.append(
                     Notice(
@@ -927,9 +818,9 @@ class Core:
             c = self.clients.get(cid)
             if c is not None and upto > c.written.get((k0, k1), 0):
                 c.written[(k0, k1)] = upto
-        for run in self.runs.values():
-            if run.run_id == act.run_id:
-                run.error = None
+        run = self._find_run(act.run_id)
+        if run is not None:
+            run.error = None
 
     def _malformed(self, c: Client, exc: Exception) -> None:
         c.malformed += 1

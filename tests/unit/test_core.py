@@ -30,21 +30,24 @@ from hypothesis.stateful import (
 from tensorboard.compat.proto import event_pb2 as tb_event_pb2
 
 from summaryd import wire
-from summaryd.daemon.core import (
-    DEFAULT_MAX_LATENCY,
-    NOTICE_LIMIT,
-    PURGE_WAIT,
-    WRITE_CHUNK,
+from summaryd.daemon.actions import (
     Ack,
     Action,
     Append,
+    CheckAlive,
     CloseFile,
-    Core,
     Notice,
     OpenFile,
     PurgeFiles,
     RemoveRing,
     SetTail,
+)
+from summaryd.daemon.core import (
+    DEFAULT_MAX_LATENCY,
+    NOTICE_LIMIT,
+    PURGE_WAIT,
+    WRITE_CHUNK,
+    Core,
 )
 from summaryd.daemon.tfrecord import HEADER_BYTES, whole_records_length
 from summaryd.ring import padded_size
@@ -983,15 +986,22 @@ def test_restore_skips_a_purge_pair_already_written() -> None:
 
 
 def test_same_tag_from_two_clients_warns_both_once() -> None:
+    """The core asks whether the tag's first logger still runs; once the loop
+    says it does, both clients are told, once per (run, tag)."""
     core = Core()
     a, b = Client(core, "a"), Client(core, "b")
     a.send(T0, a.open(), a.scalar(1, "loss", 1.0, 1), a.scalar(1, "own", 1.0, 1))
     b.send(T0, b.open(), b.scalar(1, "loss", 2.0, 1), b.scalar(1, "loss", 3.0, 2))
+    acts = core.tick(T0)
+    assert of(acts, CheckAlive) == [CheckAlive("a")]
+    assert of(acts, Notice) == []
+    core.alive("a", T0)
     notices = of(core.tick(T0), Notice)
     assert sorted(n.cid for n in notices) == ["a", "b"]
     assert all("'loss'" in n.msg and "rank<N>/loss" in n.msg for n in notices)
     b.send(T0, b.scalar(1, "loss", 4.0, 3))
-    assert of(core.tick(T0), Notice) == []  # once per (run, tag)
+    acts = core.tick(T0)
+    assert of(acts, Notice) == [] and of(acts, CheckAlive) == []  # once per (run, tag)
 
 
 def test_a_restarted_process_takes_over_the_tags_of_a_dead_one() -> None:
@@ -1060,16 +1070,20 @@ def test_resume_stops_waiting_for_a_live_earlier_writer() -> None:
 
 
 def test_a_tag_of_a_process_that_died_unnoticed_passes_to_its_successor() -> None:
-    dead: set[int] = set()
-    core = Core(alive=lambda pid, start: pid not in dead)
+    """A DataLoader worker of the previous epoch exited; the loop's liveness
+    check has not run yet.  Asked, the loop finds it dead: no warning, and the
+    successor owns the tag."""
+    core = Core()
     a = Client(core, "a")
     a.send(T0, a.open(), a.scalar(1, "x", 1.0, 1))
-    core.clients["a"].pid = 111
     b = Client(core, "b")
-    core.clients["b"].pid = 222
-    dead.add(111)  # exited; the loop's liveness check has not run yet
     b.send(T0, b.open(), b.scalar(1, "x", 2.0, 2))
+    assert of(core.tick(T0), CheckAlive) == [CheckAlive("a")]
+    core.gone("a", T0)
     assert of(core.tick(T0), Notice) == []
+    b.send(T0, b.scalar(1, "x", 3.0, 3))
+    acts = core.tick(T0 + 1)
+    assert of(acts, Notice) == [] and of(acts, CheckAlive) == []
 
 
 def test_a_failed_write_holds_the_tail_back_until_it_succeeds() -> None:

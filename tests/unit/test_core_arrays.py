@@ -1,6 +1,8 @@
-"""The core with array records: encoding slots keep each client's order, the
-pool's map is used for batches, bad records are isolated, blobs are released
-only once their records are written, embeddings become file actions.
+"""The core with array records: each becomes an ``Encode`` (or, for
+add_embedding, ``Project``) action whose result comes back as an input; slots
+keep each client's order, the core never waits for a result (a due run writes
+what is ready), bad records are isolated, blobs are released only once their
+records are written, and a closing run closes once its slots are written.
 
 The encoder used here is a stand-in registered for ``wire.TENSOR`` (the real
 encoders have their own tests): the core's rules do not depend on what an
@@ -9,9 +11,7 @@ encoder computes, only on when and in which order its output is placed.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import msgpack
@@ -21,14 +21,19 @@ import pytest
 from summaryd import wire
 from summaryd.arrays import array_parts
 from summaryd.daemon import encode
-from summaryd.daemon.core import (
+from summaryd.daemon.actions import (
     Ack,
+    Action,
     Append,
-    Core,
+    CloseFile,
+    Encode,
     Notice,
+    Project,
     RemoveBlobs,
     SetTail,
 )
+from summaryd.daemon.arrays import decode_arrays
+from summaryd.daemon.core import Core
 from summaryd.proto import summary_pb2
 
 from .test_core import LOG, T0, WALL, Client, events, of
@@ -66,16 +71,36 @@ def tags_values(data: bytes) -> list[tuple[str, float, int]]:
     return [(v.tag, v.simple_value, e.step) for e in events(data) for v in e.summary.value]
 
 
+def payload(act: Encode | Project, blobs: dict[int, bytes] | None = None) -> bytes | memoryview:
+    """What the loop's encoder reads: the record's data, or its blob."""
+    if act.blob is None:
+        assert act.data is not None
+        return act.data
+    if blobs is None or act.blob not in blobs:
+        raise ValueError(f"blob {act.blob} unreadable: no such file")
+    return blobs[act.blob]
+
+
+def result(act: Encode, blobs: dict[int, bytes] | None = None) -> bytes | Exception:
+    try:
+        return encode.array_record(act.rec, payload(act, blobs))
+    except Exception as exc:  # as the loop's pool: returned, never raised
+        return exc
+
+
+def run_jobs(
+    core: Core, acts: list[Action], now: float, blobs: dict[int, bytes] | None = None
+) -> list[Action]:
+    """Carry out the Encode actions among ``acts`` at once (as a pool would,
+    later), feed their results back, and tick."""
+    for act in of(acts, Encode):
+        core.encoded(act.job, result(act, blobs), now)
+    return core.tick(now)
+
+
 def test_array_records_are_written_in_order_between_scalars() -> None:
-    """Encoders finish in any order; each record's events still take its place."""
-    futures: list[tuple[Future[Any], Any, Any]] = []
-
-    def submit(fn: Any, work: Any) -> Future[Any]:
-        fut: Future[Any] = Future()
-        futures.append((fut, fn, work))
-        return fut
-
-    core = Core(submit=submit)
+    """Encodings finish in any order; each record's events still take its place."""
+    core = Core()
     c = Client(core)
     c.send(
         T0,
@@ -85,29 +110,61 @@ def test_array_records_are_written_in_order_between_scalars() -> None:
         array_rec(c, "b", [3], 3),
         array_rec(c, "c", [4, 5, 6], 4),
     )
-    assert len(futures) == 3  # started as they were drained
-    futures[2][0].set_result(futures[2][1](futures[2][2]))
+    acts = core.tick(T0 + 0.5)
+    jobs = of(acts, Encode)
+    assert [j.rec[2] for j in jobs] == ["a", "b", "c"]  # asked for as they were drained
+    core.encoded(jobs[2].job, result(jobs[2]), T0 + 0.5)
     assert of(core.tick(T0 + 0.5), Append) == []  # not due, and "a", "b" are still encoding
-    for fut, fn, work in reversed(futures[:2]):
-        fut.set_result(fn(work))
+    for job in reversed(jobs[:2]):
+        core.encoded(job.job, result(job), T0 + 0.5)
     [app] = of(core.tick(T0 + 1), Append)
     assert tags_values(app.data) == [("a", 3.0, 1), ("s", 0.5, 2), ("b", 3.0, 3), ("c", 15.0, 4)]
 
 
-def test_a_due_run_waits_for_its_encoders() -> None:
-    """A flush (or the latency bound) writes the run once its encoders are done."""
-    pool = ThreadPoolExecutor(2)
-    try:
-        core = Core(submit=pool.submit)
-        c = Client(core)
-        c.send(T0, c.open(), *(array_rec(c, f"t{i}", [float(i)], i) for i in range(20)))
-        core.flush(c.cid, 1, c.pos)
-        acts = core.tick(T0)
-        [app] = of(acts, Append)
-        assert [t for t, _, _ in tags_values(app.data)] == [f"t{i}" for i in range(20)]
-        assert of(acts, Ack)
-    finally:
-        pool.shutdown()
+def test_a_due_run_writes_what_is_encoded_and_never_waits() -> None:
+    """A flush makes the run due: the encoded front is written at once, the
+    rest (and the acknowledgement) when the slow encoding comes back."""
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(), array_rec(c, "t0", [0.0], 0), array_rec(c, "t1", [1.0], 1))
+    c.send(T0, c.scalar(1, "s", 2.0, 2), array_rec(c, "t3", [3.0], 3))
+    core.flush(c.cid, 1, c.pos)
+    acts = core.tick(T0)
+    jobs = of(acts, Encode)
+    core.encoded(jobs[0].job, result(jobs[0]), T0)
+    core.encoded(jobs[2].job, result(jobs[2]), T0)
+    acts = core.tick(T0)
+    [app] = of(acts, Append)
+    assert [t for t, _, _ in tags_values(app.data)] == ["t0"]  # the header too, before it
+    assert of(acts, Ack) == []
+    tail = of(acts, SetTail)[-1].pos
+    assert tail < c.pos  # held at the slow record
+    core.encoded(jobs[1].job, result(jobs[1]), T0 + 0.1)
+    acts = core.tick(T0 + 0.1)
+    [app] = of(acts, Append)
+    assert [t for t, _, _ in tags_values(app.data)] == ["t1", "s", "t3"]
+    assert of(acts, Ack) == [Ack(c.cid, 1)]
+
+
+def test_a_closing_run_closes_once_its_encodings_are_back_and_others_go_on() -> None:
+    """A close after a large record does not stall the daemon: another
+    client's flush is acknowledged while the encoding runs; the closing run's
+    file closes right after its last record is written."""
+    core = Core(linger=5.0)
+    a, b = Client(core, "a"), Client(core, "b")
+    a.send(T0, a.open(), array_rec(a, "big", [1.0], 1), a.close())
+    [job] = of(core.tick(T0), Encode)
+    b.send(T0 + 5, b.open(log_dir=LOG + "-b"), b.scalar(1, "s", 1.0, 1))
+    core.flush("b", 7, b.pos)
+    acts = core.tick(T0 + 5)  # a's linger is over: its run ends while "big" encodes
+    assert Ack("b", 7) in acts
+    assert of(acts, CloseFile) == []
+    assert core.runs.keys() == {(LOG + "-b", "")}  # the ending run takes no writers
+    acts = run_jobs(core, [job], T0 + 5.2)
+    [app] = of(acts, Append)
+    assert tags_values(app.data) == [("big", 1.0, 1)]
+    assert acts.index(app) < acts.index(CloseFile(1))
+    assert of(acts, SetTail)[-1] == SetTail("a", a.pos)
 
 
 def test_a_refused_array_record_is_isolated() -> None:
@@ -120,7 +177,7 @@ def test_a_refused_array_record_is_isolated() -> None:
         array_rec(c, "bad", [1], 2, params={"fail": True}),
         array_rec(c, "ok2", [2], 3),
     )
-    acts = core.tick(T0 + 1)
+    acts = run_jobs(core, core.tick(T0), T0 + 1)
     [app] = of(acts, Append)
     assert tags_values(app.data) == [("ok1", 1.0, 1), ("ok2", 2.0, 3)]
     [notice] = of(acts, Notice)
@@ -145,24 +202,23 @@ def test_malformed_array_records_are_notices(mutate: Any) -> None:
     c = Client(core)
     good = msgpack.unpackb(array_rec(c, "t", [1.0])[2])
     c.send(T0, c.open(), c.raw(msgpack.packb(mutate(good))), array_rec(c, "after", [2.0]))
-    acts = core.tick(T0 + 1)
-    assert len(of(acts, Notice)) == 1
+    acts = core.tick(T0)
+    notices = of(acts, Notice)
+    acts = run_jobs(core, acts, T0 + 1)
+    assert len(notices + of(acts, Notice)) == 1
     [app] = of(acts, Append)
     assert tags_values(app.data)[-1] == ("after", 2.0, 1)
 
 
-def test_blobs_are_read_through_the_loop_and_released_after_the_write() -> None:
+def test_blobs_are_read_by_the_encoder_and_released_after_the_write() -> None:
     blobs = {7: np.asarray([10.0, 20.0]).tobytes()}
-    reads: list[tuple[str, int]] = []
-
-    def read_blob(cid: str, n: int) -> bytes:
-        reads.append((cid, n))
-        return blobs[n]
-
-    core = Core(read_blob=read_blob)
+    core = Core()
     c = Client(core)
     c.send(T0, c.open(), array_rec(c, "big", [0.0, 0.0], blob=7))
-    assert reads == [("c1", 7)]
+    acts = core.plan_writes(T0)
+    [job] = of(acts, Encode)
+    assert (job.blob, job.data) == (7, None)
+    core.encoded(job.job, result(job, blobs), T0)
     acts = core.plan_writes(T0)  # not due yet: the blob must stay
     assert of(acts + core.settle(T0), RemoveBlobs) == []
     acts = core.tick(T0 + 1)
@@ -173,9 +229,11 @@ def test_blobs_are_read_through_the_loop_and_released_after_the_write() -> None:
 
 
 def test_a_failed_write_keeps_the_blob() -> None:
-    core = Core(read_blob=lambda cid, n: np.zeros(2).tobytes())
+    core = Core()
     c = Client(core)
     c.send(T0, c.open(), array_rec(c, "big", [0.0, 0.0], blob=3))
+    [job] = of(core.plan_writes(T0), Encode)
+    core.encoded(job.job, result(job, {3: np.zeros(2).tobytes()}), T0)
     acts = core.plan_writes(T0 + 1)
     [app] = of(acts, Append)
     core.write_failed(app, "No space left on device", T0 + 1)
@@ -185,120 +243,40 @@ def test_a_failed_write_keeps_the_blob() -> None:
 
 
 def test_an_unreadable_blob_is_a_notice_and_still_released() -> None:
-    def read_blob(cid: str, n: int) -> bytes:
-        raise FileNotFoundError(f"no blob {n}")
-
-    core = Core(read_blob=read_blob)
+    core = Core()
     c = Client(core)
     c.send(T0, c.open(), array_rec(c, "big", [0.0], blob=5), c.scalar(1, "s", 1.0, 2))
-    acts = core.tick(T0 + 1)
+    acts = run_jobs(core, core.tick(T0), T0 + 1, blobs={})
     assert "blob 5 unreadable" in of(acts, Notice)[0].msg
     assert of(acts, RemoveBlobs) == [RemoveBlobs("c1", (5,))]
 
 
-def test_embedding_files_are_written_before_the_tail_moves() -> None:
-    """Without a pool the loop's projector writer runs when the record's slot is
-    needed, still before the tail passes the record."""
-    written: list[tuple[str, dict[str, Any], list[Any]]] = []
-    core = Core(project=lambda log_dir, params, arrays: written.append((log_dir, params, arrays)))
+def test_embedding_files_hold_the_tail_until_written_and_failures_are_notices() -> None:
+    """add_embedding's files (seconds of work for a large matrix) are a
+    ``Project`` action; the ring's tail passes the record only after its
+    result, and a failure is a notice to the client."""
+    core = Core()
     c = Client(core)
     c.send(T0, c.open())
-    core.tick(T0 + 1)
+    core.tick(T0 + 1)  # the file's first record written
     before = c.pos
     c.send(
         T0 + 1,
-        array_rec(c, "emb", [1.0, 2.0], kind=wire.EMBEDDING, params={"subdir": "00000/emb"}),
+        array_rec(c, "", [1.0, 2.0], kind=wire.EMBEDDING, params={"subdir": "00000/a"}),
+        array_rec(c, "", [1.0], kind=wire.EMBEDDING, params={"fail": True}),
     )
     acts = core.plan_writes(T0 + 1.5) + core.settle(T0 + 1.5)
+    projects = of(acts, Project)
+    assert [(p.log_dir, p.rec[5]) for p in projects] == [
+        (LOG, {"subdir": "00000/a"}),
+        (LOG, {"fail": True}),
+    ]
+    [arr] = decode_arrays(projects[0].rec[6], payload(projects[0]))
+    np.testing.assert_array_equal(arr, [1, 2])
+    assert of(acts, Encode) == []
     assert all(t.pos <= before for t in of(acts, SetTail))
-    acts = core.tick(T0 + 2)
-    [(log_dir, params, arrays)] = written
-    assert log_dir == LOG and params == {"subdir": "00000/emb"}
-    np.testing.assert_array_equal(arrays[0], [1.0, 2.0])
+    core.encoded(projects[0].job, b"", T0 + 2)
+    core.encoded(projects[1].job, ValueError("not written: disk on fire"), T0 + 2)
+    acts = core.tick(T0 + 3)
+    assert any("disk on fire" in n.msg for n in of(acts, Notice))
     assert [t.pos for t in of(acts, SetTail)] == [c.pos]
-
-
-def test_a_daemon_without_a_projector_writer_refuses_embeddings() -> None:
-    core = Core()
-    c = Client(core)
-    c.send(T0, c.open(), array_rec(c, "", [1.0], kind=wire.EMBEDDING))
-    assert "no projector files" in of(core.tick(T0 + 1), Notice)[0].msg
-
-
-def test_with_a_pool_embedding_files_are_written_there_and_hold_the_tail() -> None:
-    """The projector's files (seconds of work for a large matrix) are written in
-    the pool, not the loop; the ring's tail passes the record only after them,
-    and a failure is a notice to the client."""
-    written: list[tuple[str, dict[str, Any]]] = []
-    release = threading.Event()
-
-    def project(log_dir: str, params: dict[str, Any], arrays: list[Any]) -> None:
-        assert release.wait(10)
-        if params.get("fail"):
-            raise ValueError("add_embedding into x not written: disk on fire")
-        written.append((log_dir, params))
-
-    pool = ThreadPoolExecutor(2)
-    try:
-        core = Core(submit=pool.submit, project=project)
-        c = Client(core)
-        c.send(T0, c.open())
-        core.tick(T0 + 1)  # the file's first record written
-        before = c.pos
-        c.send(
-            T0 + 1,
-            array_rec(c, "", [1.0], kind=wire.EMBEDDING, params={"subdir": "00000/a"}),
-            array_rec(c, "", [1.0], kind=wire.EMBEDDING, params={"fail": True}),
-        )
-        acts = core.plan_writes(T0 + 1.5) + core.settle(T0 + 1.5)  # not due: no waiting
-        assert written == []
-        assert all(t.pos <= before for t in of(acts, SetTail))
-        release.set()
-        acts = core.tick(T0 + 3)
-        assert written == [(LOG, {"subdir": "00000/a"})]
-        assert any("disk on fire" in n.msg for n in of(acts, Notice))
-        assert [t.pos for t in of(acts, SetTail)] == [c.pos]
-    finally:
-        release.set()
-        pool.shutdown()
-
-
-def test_embedding_files_go_to_the_in_order_executor() -> None:
-    """Each embedding merges into its log dir's config, so their jobs run one at a
-    time in record order (torch lists embeddings in call order), apart from the
-    encoding pool."""
-    encoding = ThreadPoolExecutor(2)
-    serial = ThreadPoolExecutor(1)
-    used: list[str] = []
-    written: list[str] = []
-
-    def submit(fn: Any, work: Any) -> Future[Any]:
-        used.append("pool")
-        return encoding.submit(fn, work)
-
-    def submit_in_order(fn: Any, work: Any) -> Future[Any]:
-        used.append("in order")
-        return serial.submit(fn, work)
-
-    try:
-        core = Core(
-            submit=submit,
-            submit_in_order=submit_in_order,
-            project=lambda log_dir, params, arrays: written.append(params["subdir"]),
-        )
-        c = Client(core)
-        c.send(
-            T0,
-            c.open(),
-            *(
-                array_rec(c, "", [1.0], kind=wire.EMBEDDING, params={"subdir": f"0000{i}/e"})
-                for i in range(5)
-            ),
-            array_rec(c, "t", [1.0]),
-        )
-        core.tick(T0 + 1)
-        assert used == ["in order"] * 5 + ["pool"]
-        assert written == [f"0000{i}/e" for i in range(5)]
-    finally:
-        encoding.shutdown()
-        serial.shutdown()

@@ -1,0 +1,130 @@
+"""The loop's files: event files per run, their descriptors, appends that
+persist their intent first, and purges of a resumed run's earlier files."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import resource
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import encode
+from .actions import Append, CloseFile, OpenFile, PurgeFiles
+from .core import Core
+from .files import EventFile, purge_file
+
+log = logging.getLogger("summaryd")
+
+
+class Output:
+    def __init__(
+        self,
+        core: Core,
+        host: str,
+        pid: int,
+        save_state: Callable[[dict[str, Any] | None], None],
+    ) -> None:
+        self.core = core
+        self.host = host
+        self.pid = pid
+        # Persists the core's snapshot with the write about to happen.
+        self.save_state = save_state
+        self.files: dict[int, EventFile] = {}
+        # Runs whose event file has an open descriptor, least recently written first.
+        self._open_fds: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self.file_errors = 0
+        self._file_n = 0
+
+    def open_file(self, act: OpenFile) -> None:
+        try:
+            self.files[act.run_id] = self._create(act.run_id, act.log_dir, act.suffix)
+        except OSError as exc:
+            # Retried at the run's next write, which reports the failure.
+            log.error("cannot create an event file in %s: %s", act.log_dir, exc)
+
+    def append(self, act: Append, now: float) -> None:
+        f = self.files.get(act.run_id)
+        data = act.data
+        try:
+            if f is None:
+                # The file could not be created earlier (unwritable directory,
+                # disk full), or this retries a write after the run closed.
+                f = self.files[act.run_id] = self._create(act.run_id, act.log_dir, act.suffix)
+            elif f.fd is None:
+                self._make_room()
+            self.save_state(
+                {
+                    "path": f.path,
+                    "offset": f.bytes,
+                    "length": len(data),
+                    "commits": [list(c) for c in act.commits],
+                }
+            )
+            f.append(data)
+            self._open_fds[act.run_id] = None
+            self._open_fds.move_to_end(act.run_id)
+        except OSError as exc:
+            self.file_errors += 1
+            where = f.path if f is not None else act.log_dir
+            log.error("writing %s failed: %s", where, exc)
+            self.core.write_failed(act, f"{exc.strerror or exc}", now)
+            return
+        self.core.write_succeeded(act)
+
+    def close_file(self, act: CloseFile) -> None:
+        self._open_fds.pop(act.run_id, None)
+        f = self.files.pop(act.run_id, None)
+        if f is not None:
+            try:
+                f.close()
+            except OSError as exc:
+                log.error("closing %s failed: %s", f.path, exc)
+
+    def purge(self, act: PurgeFiles) -> None:
+        """Remove the purged steps from the run's closed files (never from an open one)."""
+        open_paths = {f.path for f in self.files.values()}
+        try:
+            names = sorted(n for n in os.listdir(act.log_dir) if "tfevents" in n)
+        except OSError as exc:
+            log.warning("purge of %s: %s", act.log_dir, exc)
+            return
+        for name in names:
+            path = os.path.join(act.log_dir, name)
+            if path in open_paths:
+                continue
+            try:
+                removed = purge_file(path, act.step, encode.survives_purge)
+            except OSError as exc:
+                log.error("purging %s failed: %s", path, exc)
+                continue
+            if removed:
+                log.info("purged %d event(s) at step >= %d from %s", removed, act.step, path)
+
+    def path_of(self, run_id: int) -> str | None:
+        f = self.files.get(run_id)
+        return f.path if f is not None else None
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files.clear()
+
+    def _create(self, run_id: int, log_dir: str, suffix: str) -> EventFile:
+        self._file_n += 1
+        self._make_room()
+        f = EventFile.create(log_dir, time.time(), self.host, self.pid, self._file_n, suffix)
+        self._open_fds[run_id] = None
+        return f
+
+    def _make_room(self) -> None:
+        """Keep event-file descriptors to a quarter of the fd limit: a client that
+        leaks writers must not take the descriptors every other client needs."""
+        limit = max(8, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
+        while len(self._open_fds) >= limit:
+            rid, _ = self._open_fds.popitem(last=False)
+            f = self.files.get(rid)
+            if f is not None:
+                f.suspend()

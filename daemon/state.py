@@ -1,0 +1,116 @@
+"""What the core knows of each run and each client (plain records, no behaviour
+beyond their lifecycle step; the rules live in ``core.py`` and ``lifecycle.py``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .lifecycle import ClientState, RunState, next_client_state, next_run_state
+
+DEFAULT_MAX_LATENCY = 1.0
+
+
+class OpenRec(NamedTuple):
+    """An OPEN ring record's fields (``wire.py``), validated by ``core.parse_open``."""
+
+    wid: int
+    log_dir: str
+    suffix: str
+    max_queue: int
+    flush_secs: float
+    purge_step: int | None
+    walltime: float
+
+    def record(self) -> list[Any]:
+        """Back to the wire form (what a snapshot stores)."""
+        from summaryd import wire
+
+        return [wire.OPEN, *self]
+
+
+@dataclass(eq=False)
+class Run:
+    run_id: int
+    log_dir: str
+    suffix: str
+    opened_at: float
+    max_queue: int = 0
+    latency: float = DEFAULT_MAX_LATENCY
+    state: RunState = RunState.OPEN
+    writers: set[tuple[str, int]] = field(default_factory=set)
+    # Framed records waiting for the file, in order; None is a slot whose
+    # encoding has not come back.  ``cids``/``starts``: each slot's client and
+    # ring position (what a write commits, or a failed one puts back).
+    pending: list[bytes | None] = field(default_factory=list)
+    cids: list[str] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    base: int = 0  # how many slots were ever taken off the front: a job's slot is base-relative
+    encoding: int = 0  # None slots in ``pending``
+    oldest: float = math.inf
+    records_written: int = 0
+    bytes_written: int = 0
+    last_write: float | None = None
+    # Set while the run has no writers and waits ``linger`` seconds before closing.
+    idle_since: float | None = None
+    closed_by: str | None = None
+    # After a failed write (disk full, unwritable directory): no write before
+    # ``retry_at``; ``error`` is what clients were told.
+    retry_at: float = 0.0
+    error: str | None = None
+    # CLOSING: its CloseFile went out with its last write (a retry of that
+    # write after a failure opens a file again, closed once written).
+    file_closed: bool = False
+    # tag -> the client that logs it; tags reported as logged by two clients
+    tags: dict[Any, str] = field(default_factory=dict)
+    shared_tags: set[Any] = field(default_factory=set)
+    # A life begun with purge_step: its step, the earlier life it waits for
+    # (PURGE_WAIT) and how long at most, and the start time of the process that
+    # resumed (writers of processes started before it belong to the past).
+    purge_step: int | None = None
+    predecessor: Run | None = None
+    purge_deadline: float = 0.0
+    resumer_start: int = 0
+
+    def advance(self, event: str) -> None:
+        self.state = next_run_state(self.state, event)
+
+
+@dataclass(eq=False)
+class Client:
+    cid: str
+    pid: int
+    start: int
+    ring: str
+    connected_at: float
+    argv: list[str] = field(default_factory=list)
+    state: ClientState = ClientState.ACTIVE
+    writers: dict[int, Run] = field(default_factory=dict)
+    drained: int = 0
+    tail: int = 0
+    unwritten: dict[int, int] = field(default_factory=dict)  # run_id -> first unwritten start
+    flushes: list[tuple[int, int]] = field(default_factory=list)  # (pos, tok)
+    records: int = 0
+    malformed: int = 0
+    notices: int = 0
+    last_activity: float = 0.0
+    force: bool = False
+    # For restarts: OPEN/CLOSE records after the tail, the OPEN records of the
+    # writers open at the tail, and how far each run's records are in files.
+    control: list[tuple[int, list[Any]]] = field(default_factory=list)
+    at_tail: dict[int, list[Any]] = field(default_factory=dict)
+    written: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Restored ``written``: records before these positions are not written again.
+    skip_below: dict[tuple[str, str], int] = field(default_factory=dict)
+    replay_until: int = 0
+    # (start, n) of records whose data is in the blob ``<ring>.b<n>``: removed
+    # once the tail passes the record.
+    blobs: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def gone(self) -> bool:
+        return self.state is not ClientState.ACTIVE
+
+    def advance(self, event: str) -> None:
+        self.state = next_client_state(self.state, event)
