@@ -50,7 +50,6 @@ never raises out of the core.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -63,29 +62,31 @@ from .actions import (
     Action,
     Append,
     CheckAlive,
-    CloseFile,
     Encode,
     Notice,
-    OpenFile,
     Project,
-    PurgeFiles,
     RemoveBlobs,
     RemoveRing,
-    ScanRings,
     SetTail,
 )
 from .arrays import decode_record
-from .lifecycle import LIVE_RUN_STATES, ClientState, RunState
+from .lifecycle import ClientState
+from .runs import PURGE_WAIT, WRITE_CHUNK, WRITE_RETRY, Runs
 from .state import DEFAULT_MAX_LATENCY, Client, OpenRec, Run
-from .tfrecord import frame
 
-WRITE_CHUNK = 1 << 20
-WRITE_RETRY = 1.0  # seconds between attempts to write a run whose last write failed
-PURGE_WAIT = 5.0  # seconds a resumed run waits for the earlier life's writers to be gone
 NOTICE_LIMIT = 20
 DEFAULT_LINGER = 5.0
 
-__all__ = ["DEFAULT_LINGER", "DEFAULT_MAX_LATENCY", "Core", "parse_open"]
+__all__ = [
+    "DEFAULT_LINGER",
+    "DEFAULT_MAX_LATENCY",
+    "NOTICE_LIMIT",
+    "PURGE_WAIT",
+    "WRITE_CHUNK",
+    "WRITE_RETRY",
+    "Core",
+    "parse_open",
+]
 
 
 def parse_open(rec: list[Any]) -> OpenRec:
@@ -120,10 +121,9 @@ class Core:
         self.max_latency = max_latency
         self.linger = linger
         self.clients: dict[str, Client] = {}
-        # The live run of each key; retired and closing runs are ``_detached``.
-        self.runs: dict[tuple[str, str], Run] = {}
-        self._detached: list[Run] = []
-        self._run_ids = 0
+        # Actions in order; both the core and its runs add to it (never rebound).
+        self._actions: list[Action] = []
+        self._runs = Runs(self.clients, self._actions, max_latency, linger)
         self._job_ids = 0
         # job -> (run, client, absolute slot index)
         self._jobs: dict[int, tuple[Run, Client, int]] = {}
@@ -131,7 +131,6 @@ class Core:
         # client logs while we ask whether its first logger still lives.
         self._suspects: dict[tuple[int, Any], tuple[Run, Any, str, str]] = {}
         self._asked: set[str] = set()
-        self._actions: list[Action] = []
         self.records_total = 0
         self.malformed_total = 0
         self.bytes_total = 0
@@ -310,7 +309,7 @@ class Core:
             try:
                 # Its purge pair was written in the earlier life.
                 o = parse_open(list(rec))._replace(purge_step=None)
-                self._open_writer(c, o, c.tail, now)
+                self._runs.open_writer(c, o, c.tail, now)
             except Exception as exc:
                 self._malformed(c, exc)
                 continue
@@ -352,15 +351,17 @@ class Core:
         is 0) and acknowledge what is written."""
         for c in self.clients.values():
             c.force = True
-        for run in self._all_runs():
-            run.retry_at = 0.0
-            if run.state in LIVE_RUN_STATES:
-                self._end_run(run, now)
+        self._runs.end_all(now)
 
     def close_all(self, now: float) -> list[Action]:
         """``end_all`` then ``tick``, for callers whose writes cannot fail."""
         self.end_all(now)
         return self.tick(now)
+
+    @property
+    def runs(self) -> dict[tuple[str, str], Run]:
+        """The live run of each ``(log_dir, suffix)``."""
+        return self._runs.by_key
 
     @property
     def jobs_outstanding(self) -> int:
@@ -388,55 +389,30 @@ class Core:
         ``write_failed``, then asks ``settle`` for closes, tails and
         acknowledgements, so no tail passes a record whose write failed.
         """
-        for run in list(self.runs.values()):
-            if run.idle_since is not None and now - run.idle_since >= self.linger:
-                self._end_run(run, now)
-            elif run.state is RunState.PURGE_WAIT and (
-                run.predecessor is None
-                or run.predecessor.state is RunState.CLOSED
-                or run.predecessor.file_closed
-                or now >= run.purge_deadline
-            ):
-                self._start_resumed(run, now)
-        actions, self._actions = self._actions, []
+        self._runs.advance_time(now)
+        actions = self._take()
         forced: set[int] = set()
         for c in self.clients.values():
             if c.flushes and any(pos <= c.drained for pos, _ in c.flushes):
                 c.force = True
             if c.force:
                 forced.update(c.unwritten)
-        for run in self._all_runs():
-            if not run.pending or run.retry_at > now:
-                continue
-            if run.state is RunState.CLOSING:
-                actions.extend(self._write(run, now))
-                continue
-            urgent = run.run_id in forced or now - run.oldest >= run.latency
-            if run.encoding and not urgent:
-                continue  # its encodings come back first (they wake the loop)
-            if (
-                urgent
-                or (run.max_queue and len(run.pending) >= run.max_queue)
-                or sum(map(len, filter(None, run.pending))) >= WRITE_CHUNK
-            ):
-                actions.extend(self._write(run, now))
+        actions.extend(self._runs.plan(now, forced))
         for c in self.clients.values():
             c.force = False
-        # Notices raised while planning (an encoding that failed, ...).
-        actions.extend(self._actions)
-        self._actions = []
+        # Notices raised while planning (a failed write's, ...).
+        actions.extend(self._take())
+        return actions
+
+    def _take(self) -> list[Action]:
+        actions = self._actions[:]
+        self._actions.clear()
         return actions
 
     def settle(self, now: float) -> list[Action]:
         """Files to close, tails to publish, flushes to acknowledge, rings to
         remove (after the writes)."""
-        actions: list[Action] = []
-        for run in list(self._detached):
-            if run.state is RunState.CLOSING and not run.pending:
-                run.advance("closed")
-                self._detached.remove(run)
-                if not run.file_closed:
-                    actions.append(CloseFile(run.run_id))
+        actions = self._runs.settle()
         for cid, c in list(self.clients.items()):
             tail = min(c.unwritten.values()) if c.unwritten else c.drained
             if tail != c.tail:
@@ -477,13 +453,7 @@ class Core:
     def next_deadline(self) -> float | None:
         """When ``plan_writes`` next has work without new input (None: never).
         A run whose first slot is still encoding has none: its result wakes the loop."""
-        due = [
-            max(r.oldest + r.latency, r.retry_at)
-            for r in self._all_runs()
-            if r.pending and r.pending[0] is not None
-        ]
-        due += [r.purge_deadline for r in self.runs.values() if r.state is RunState.PURGE_WAIT]
-        due += [r.idle_since + self.linger for r in self.runs.values() if r.idle_since is not None]
+        due = self._runs.deadlines()
         return min(due) if due else None
 
     def status(self) -> dict[str, Any]:
@@ -504,24 +474,7 @@ class Core:
                 }
                 for c in self.clients.values()
             ],
-            "runs": [
-                {
-                    "run_id": r.run_id,
-                    "log_dir": r.log_dir,
-                    "suffix": r.suffix,
-                    "state": r.state.value,
-                    "writers": len(r.writers),
-                    "records": r.records_written,
-                    "bytes": r.bytes_written,
-                    "pending": len(r.pending),
-                    "encoding": r.encoding,
-                    "last_write": r.last_write,
-                    "opened_at": r.opened_at,
-                    "idle_since": r.idle_since,
-                    "error": r.error,
-                }
-                for r in self._all_runs()
-            ],
+            "runs": self._runs.status(),
             "records": self.records_total,
             "bytes": self.bytes_total,
             "malformed": self.malformed_total,
@@ -531,68 +484,8 @@ class Core:
     # -- record handlers ---------------------------------------------------
 
     def _open(self, c: Client, rec: list[Any], start: int, now: float) -> None:
-        o = parse_open(rec)
-        self._open_writer(c, o, start, now)
+        self._runs.open_writer(c, parse_open(rec), start, now)
         c.control.append((start, rec))
-
-    def _open_writer(self, c: Client, o: OpenRec, start: int, now: float) -> None:
-        if o.wid in c.writers:
-            raise ValueError(f"OPEN: writer id {o.wid!r} already open")
-        # Encode before touching any state: a record that fails leaves nothing behind.
-        header = frame(encode.file_header(o.walltime))
-        purge_step = o.purge_step
-        if purge_step is not None and start < c.skip_below.get((o.log_dir, o.suffix), 0):
-            purge_step = None  # an earlier daemon wrote this pair already
-        purge = (
-            [
-                # torch's purge pair: a version event and SessionLog.START at purge_step.
-                frame(encode.file_version(o.walltime, purge_step)),
-                frame(encode.session_start(o.walltime, purge_step)),
-            ]
-            if purge_step is not None
-            else []
-        )
-        key = (o.log_dir, o.suffix)
-        run = self.runs.get(key)
-        if purge_step is not None:
-            if run is not None and run.purge_step == purge_step:
-                # Another rank resuming at the same step: the first one's pair
-                # stands (a second START would make TensorBoard's Python loader
-                # drop the points the first resumed rank already wrote).
-                purge = []
-            else:
-                run = self._resume(run, key, c, start, now, o, header)
-                run.purge_step = purge_step
-        elif run is not None and run.state is RunState.PURGE_WAIT and c.start < run.resumer_start:
-            # A writer of the earlier life (its process started before the resumed
-            # one), found only now: its records go to the earlier life's file.
-            old = run.predecessor
-            if old is None or old.state not in LIVE_RUN_STATES:
-                old = self._new_run(key, now, o, register=False)
-                old.advance("retire")
-                self._detached.append(old)
-                self._actions.append(OpenFile(old.run_id, o.log_dir, o.suffix))
-                self._add(old, c, start, now, header)
-                run.predecessor = old
-            run = old
-        if run is not None and run.idle_since is not None and run.closed_by == c.cid:
-            # The same process re-opens what it closed: a new file, as torch.
-            self._end_run(run, now)
-            run = None
-        if run is None:
-            run = self._new_run(key, now, o)
-            self._actions.append(OpenFile(run.run_id, o.log_dir, o.suffix))
-            self._add(run, c, start, now, header)
-        else:
-            run.advance("joined")
-            run.idle_since = run.closed_by = None
-            if o.max_queue > 0:
-                run.max_queue = min(run.max_queue, o.max_queue) if run.max_queue else o.max_queue
-            run.latency = min(run.latency, max(0.0, o.flush_secs))
-        for data in purge:
-            self._add(run, c, start, now, data)
-        run.writers.add((c.cid, o.wid))
-        c.writers[o.wid] = run
 
     def _array(self, c: Client, rec: list[Any], start: int, now: float) -> None:
         """An array record: a slot in its run's list, filled when its ``Encode``
@@ -624,193 +517,20 @@ class Core:
             if tag and run.tags.get(tag) != c.cid:
                 self._tag_owner(run, tag, c)
             self._actions.append(Encode(job, c.cid, rec, data, blob))
-        self._add(run, c, start, now, None)
+        self._runs.add(run, c, start, now, None)
         run.encoding += 1
         self._jobs[job] = (run, c, run.base + len(run.pending) - 1)
 
     def _close(self, c: Client, rec: list[Any], start: int, now: float) -> None:
         _, wid = rec
-        run = c.writers.pop(wid, None)
-        if run is None:
-            raise ValueError(f"CLOSE: unknown writer {wid!r}")
+        self._runs.close_writer(c, wid, now)
         c.control.append((start, rec))
-        run.writers.discard((c.cid, wid))
-        if run.writers:
-            return
-        if run.state is RunState.RETIRED:  # replaced by a resume: nobody joins it
-            self._end_run(run, now)
-            return
-        # Written now (unless its file waits for a purge), closed after the linger.
-        self._actions.extend(self._write(run, now))
-        if run.state is RunState.OPEN:
-            run.advance("last_closed")
-        run.idle_since = now
-        run.closed_by = c.cid
-
-    def _new_run(self, key: tuple[str, str], now: float, o: OpenRec, register: bool = True) -> Run:
-        self._run_ids += 1
-        run = Run(self._run_ids, key[0], key[1], now, max_queue=max(0, o.max_queue))
-        run.latency = min(self.max_latency, max(0.0, o.flush_secs))
-        if register:
-            self.runs[key] = run
-        return run
-
-    def _resume(
-        self,
-        old: Run | None,
-        key: tuple[str, str],
-        c: Client,
-        start: int,
-        now: float,
-        o: OpenRec,
-        header: bytes,
-    ) -> Run:
-        """A trainer resumes with purge_step: a new life in a new file, opened
-        once the earlier life's writers are gone (their rings drained) and its
-        files are purged of the steps the new life logs again."""
-        if old is not None:
-            if old.state is RunState.PURGE_WAIT:
-                self._start_resumed(old, now)  # a resume of a resume: the first purge first
-            if old.writers:
-                del self.runs[key]
-                old.advance("retire")
-                old.idle_since = old.closed_by = None
-                self._detached.append(old)
-            else:
-                self._end_run(old, now)
-        run = self._new_run(key, now, o)
-        run.state = RunState.PURGE_WAIT
-        run.predecessor = old
-        run.purge_deadline = now + PURGE_WAIT
-        run.resumer_start = c.start
-        self._actions.append(ScanRings())
-        self._add(run, c, start, now, header)
-        return run
-
-    def _start_resumed(self, run: Run, now: float) -> None:
-        old = run.predecessor
-        if old is not None and old.state is RunState.RETIRED:
-            # Its writers outlived the wait (a live process): they go on in the new life.
-            for cid, wid in old.writers:
-                oc = self.clients.get(cid)
-                if oc is not None:
-                    oc.writers[wid] = run
-                run.writers.add((cid, wid))
-            old.writers.clear()
-            self._end_run(old, now)
-        assert run.purge_step is not None
-        self._actions.append(PurgeFiles(run.log_dir, run.purge_step))
-        self._actions.append(OpenFile(run.run_id, run.log_dir, run.suffix))
-        run.advance("start")
-        run.predecessor = None
-        if not run.writers:
-            run.advance("last_closed")
-
-    def _end_run(self, run: Run, now: float) -> None:
-        """Write what it holds and close its file, or, while slots are still
-        encoding, once they are written (``settle``).  A run whose file waits
-        for a purge is started first."""
-        if run.state is RunState.PURGE_WAIT:
-            self._start_resumed(run, now)
-        run.advance("end")
-        run.idle_since = None
-        if self.runs.get((run.log_dir, run.suffix)) is run:
-            del self.runs[(run.log_dir, run.suffix)]
-        if run not in self._detached:
-            self._detached.append(run)
-        self._actions.extend(self._write(run, now))
-        if not run.pending:
-            # Closed right behind its last write: a purge or a new file that
-            # follows must find it closed.
-            self._actions.append(CloseFile(run.run_id))
-            run.file_closed = True
-
-    def _all_runs(self) -> list[Run]:
-        return [*self.runs.values(), *self._detached]
-
-    def _add(self, run: Run, c: Client, start: int, now: float, data: bytes | None) -> None:
-        if not run.pending:
-            run.oldest = now
-        run.pending.append(data)
-        run.cids.append(c.cid)
-        run.starts.append(start)
-        if run.run_id not in c.unwritten:
-            c.unwritten[run.run_id] = start
-
-    def _write(self, run: Run, now: float) -> list[Action]:
-        """The filled front of the run's list, as one ``Append``."""
-        if not run.pending or run.state is RunState.PURGE_WAIT:  # no file yet: waits for the purge
-            return []
-        k = run.pending.index(None) if run.encoding else len(run.pending)
-        if k == 0:
-            return []
-        parts: list[bytes] = run.pending[:k]  # type: ignore[assignment]
-        cids, starts = run.cids[:k], run.starts[:k]
-        del run.pending[:k], run.cids[:k], run.starts[:k]
-        run.base += k
-        if not run.pending:
-            run.oldest = math.inf
-        size = sum(map(len, parts))
-        run.records_written += k
-        run.bytes_written += size
-        run.last_write = now
-        self.bytes_total += size
-        # Each client's first record still waiting (or none): what its tail may
-        # reach once this write is done (``write_failed`` puts the old one back).
-        rid = run.run_id
-        rest = dict(zip(reversed(run.cids), reversed(run.starts), strict=True))
-        last = dict(zip(cids, starts, strict=True))
-        for cid in last:
-            c = self.clients.get(cid)
-            if c is None:
-                continue
-            if cid in rest:
-                c.unwritten[rid] = rest[cid]
-            else:
-                c.unwritten.pop(rid, None)
-        commits = tuple((cid, run.log_dir, run.suffix, s + 1) for cid, s in last.items())
-        return [Append(rid, run.log_dir, run.suffix, parts, cids, starts, commits)]
-
-    def _find_run(self, run_id: int) -> Run | None:
-        return next((r for r in self._all_runs() if r.run_id == run_id), None)
 
     def write_failed(self, act: Append, error: str, now: float) -> None:
         """The loop could not write ``act`` (it wrote nothing of it): keep its
         records pending, hold the tails behind them, retry after WRITE_RETRY,
         and tell the run's clients once per distinct error."""
-        run = self._find_run(act.run_id)
-        if run is None:
-            return
-        k = len(act.parts)
-        run.pending[:0] = act.parts
-        run.cids[:0] = act.cids
-        run.starts[:0] = act.starts
-        run.base -= k
-        run.oldest = min(run.oldest, now)
-        size = sum(map(len, act.parts))
-        run.records_written -= k
-        run.bytes_written -= size
-        self.bytes_total -= size
-        run.retry_at = now + WRITE_RETRY
-        run.file_closed = False  # the retry's file is closed once it is written
-        rid = run.run_id
-        first = dict(zip(reversed(act.cids), reversed(act.starts), strict=True))
-        for cid, pos in first.items():
-            c = self.clients.get(cid)
-            if c is not None:
-                c.unwritten[rid] = min(c.unwritten.get(rid, pos), pos)
-        if run.error != error:
-            run.error = error
-            told = {cid for cid, _ in run.writers} | set(first)
-            for cid in sorted(told):
-                self._actions.append(
-                    Notice(
-                        cid,
-                        "warning",
-                        f"cannot write to {run.log_dir}: {error}; its events wait in shared "
-                        f"memory and are written when that works again",
-                    )
-                )
+        self._runs.write_failed(act, error, now)
 
     def write_succeeded(self, act: Append) -> None:
         """``act`` is in its file: record how far each client got, forget an earlier error."""
@@ -818,9 +538,8 @@ class Core:
             c = self.clients.get(cid)
             if c is not None and upto > c.written.get((k0, k1), 0):
                 c.written[(k0, k1)] = upto
-        run = self._find_run(act.run_id)
-        if run is not None:
-            run.error = None
+        self.bytes_total += sum(map(len, act.parts))
+        self._runs.write_succeeded(act)
 
     def _malformed(self, c: Client, exc: Exception) -> None:
         c.malformed += 1

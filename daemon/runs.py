@@ -1,0 +1,370 @@
+"""The core's runs: which run a writer joins, resume with purge_step, linger,
+ending, and each run's list of framed records and the writes taken from it.
+
+Part of the core (no I/O, never waits): ``Core`` owns the clients and the
+records; ``Runs`` owns the runs and puts its actions on the core's outbox.
+Lifecycle transitions are ``lifecycle.RUN_TABLE``'s.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import encode
+from .actions import Action, Append, CloseFile, Notice, OpenFile, PurgeFiles, ScanRings
+from .lifecycle import LIVE_RUN_STATES, RunState
+from .state import Client, OpenRec, Run
+from .tfrecord import frame
+
+WRITE_CHUNK = 1 << 20
+WRITE_RETRY = 1.0  # seconds between attempts to write a run whose last write failed
+PURGE_WAIT = 5.0  # seconds a resumed run waits for the earlier life's writers to be gone
+
+R = RunState
+
+
+class Runs:
+    def __init__(
+        self, clients: dict[str, Client], outbox: list[Action], max_latency: float, linger: float
+    ) -> None:
+        self.clients = clients  # the core's (read, and each client's ``unwritten`` kept)
+        self.outbox = outbox  # the core's actions, in order
+        self.max_latency = max_latency
+        self.linger = linger
+        # The live run of each key; retired and closing runs are ``detached``.
+        self.by_key: dict[tuple[str, str], Run] = {}
+        self.detached: list[Run] = []
+        self._ids = 0
+
+    def all(self) -> list[Run]:
+        return [*self.by_key.values(), *self.detached]
+
+    def find(self, run_id: int) -> Run | None:
+        return next((r for r in self.all() if r.run_id == run_id), None)
+
+    # -- writers -------------------------------------------------------------
+
+    def open_writer(self, c: Client, o: OpenRec, start: int, now: float) -> None:
+        if o.wid in c.writers:
+            raise ValueError(f"OPEN: writer id {o.wid!r} already open")
+        # Encode before touching any state: a record that fails leaves nothing behind.
+        header = frame(encode.file_header(o.walltime))
+        purge_step = o.purge_step
+        if purge_step is not None and start < c.skip_below.get((o.log_dir, o.suffix), 0):
+            purge_step = None  # an earlier daemon wrote this pair already
+        purge = (
+            [
+                # torch's purge pair: a version event and SessionLog.START at purge_step.
+                frame(encode.file_version(o.walltime, purge_step)),
+                frame(encode.session_start(o.walltime, purge_step)),
+            ]
+            if purge_step is not None
+            else []
+        )
+        key = (o.log_dir, o.suffix)
+        run = self.by_key.get(key)
+        if purge_step is not None:
+            if run is not None and run.purge_step == purge_step:
+                # Another rank resuming at the same step: the first one's pair
+                # stands (a second START would make TensorBoard's Python loader
+                # drop the points the first resumed rank already wrote).
+                purge = []
+            else:
+                run = self._resume(run, key, c, start, now, o, header)
+                run.purge_step = purge_step
+        elif run is not None and run.state is R.PURGE_WAIT and c.start < run.resumer_start:
+            # A writer of the earlier life (its process started before the resumed
+            # one), found only now: its records go to the earlier life's file.
+            old = run.predecessor
+            if old is None or old.state not in LIVE_RUN_STATES:
+                old = self._new(key, now, o, register=False)
+                old.advance("retire")
+                self.detached.append(old)
+                self.outbox.append(OpenFile(old.run_id, o.log_dir, o.suffix))
+                self.add(old, c, start, now, header)
+                run.predecessor = old
+            run = old
+        if run is not None and run.idle_since is not None and run.closed_by == c.cid:
+            # The same process re-opens what it closed: a new file, as torch.
+            self.end(run, now)
+            run = None
+        if run is None:
+            run = self._new(key, now, o)
+            self.outbox.append(OpenFile(run.run_id, o.log_dir, o.suffix))
+            self.add(run, c, start, now, header)
+        else:
+            run.advance("joined")
+            run.idle_since = run.closed_by = None
+            if o.max_queue > 0:
+                run.max_queue = min(run.max_queue, o.max_queue) if run.max_queue else o.max_queue
+            run.latency = min(run.latency, max(0.0, o.flush_secs))
+        for data in purge:
+            self.add(run, c, start, now, data)
+        run.writers.add((c.cid, o.wid))
+        c.writers[o.wid] = run
+
+    def close_writer(self, c: Client, wid: int, now: float) -> None:
+        run = c.writers.pop(wid, None)
+        if run is None:
+            raise ValueError(f"CLOSE: unknown writer {wid!r}")
+        run.writers.discard((c.cid, wid))
+        if run.writers:
+            return
+        if run.state is R.RETIRED:  # replaced by a resume: nobody joins it
+            self.end(run, now)
+            return
+        # Written now (unless its file waits for a purge), closed after the linger.
+        self.outbox.extend(self.write(run, now))
+        if run.state is R.OPEN:
+            run.advance("last_closed")
+        run.idle_since = now
+        run.closed_by = c.cid
+
+    def _new(self, key: tuple[str, str], now: float, o: OpenRec, register: bool = True) -> Run:
+        self._ids += 1
+        run = Run(self._ids, key[0], key[1], now, max_queue=max(0, o.max_queue))
+        run.latency = min(self.max_latency, max(0.0, o.flush_secs))
+        if register:
+            self.by_key[key] = run
+        return run
+
+    # -- lives: resume, start, end -----------------------------------------------
+
+    def _resume(
+        self,
+        old: Run | None,
+        key: tuple[str, str],
+        c: Client,
+        start: int,
+        now: float,
+        o: OpenRec,
+        header: bytes,
+    ) -> Run:
+        """A trainer resumes with purge_step: a new life in a new file, opened
+        once the earlier life's writers are gone (their rings drained) and its
+        files are purged of the steps the new life logs again."""
+        if old is not None:
+            if old.state is R.PURGE_WAIT:
+                self._start(old, now)  # a resume of a resume: the first purge first
+            if old.writers:
+                del self.by_key[key]
+                old.advance("retire")
+                old.idle_since = old.closed_by = None
+                self.detached.append(old)
+            else:
+                self.end(old, now)
+        run = self._new(key, now, o)
+        run.state = R.PURGE_WAIT
+        run.predecessor = old
+        run.purge_deadline = now + PURGE_WAIT
+        run.resumer_start = c.start
+        self.outbox.append(ScanRings())
+        self.add(run, c, start, now, header)
+        return run
+
+    def _start(self, run: Run, now: float) -> None:
+        """A resumed life begins: purge the earlier life's files, open its own."""
+        old = run.predecessor
+        if old is not None and old.state is R.RETIRED:
+            # Its writers outlived the wait (a live process): they go on in the new life.
+            for cid, wid in old.writers:
+                oc = self.clients.get(cid)
+                if oc is not None:
+                    oc.writers[wid] = run
+                run.writers.add((cid, wid))
+            old.writers.clear()
+            self.end(old, now)
+        assert run.purge_step is not None
+        self.outbox.append(PurgeFiles(run.log_dir, run.purge_step))
+        self.outbox.append(OpenFile(run.run_id, run.log_dir, run.suffix))
+        run.advance("start")
+        run.predecessor = None
+        if not run.writers:
+            run.advance("last_closed")
+
+    def end(self, run: Run, now: float) -> None:
+        """Write what it holds and close its file, or, while slots are still
+        encoding, once they are written (``settle``).  A run whose file waits
+        for a purge is started first."""
+        if run.state is R.PURGE_WAIT:
+            self._start(run, now)
+        run.advance("end")
+        run.idle_since = None
+        if self.by_key.get((run.log_dir, run.suffix)) is run:
+            del self.by_key[(run.log_dir, run.suffix)]
+        if run not in self.detached:
+            self.detached.append(run)
+        self.outbox.extend(self.write(run, now))
+        if not run.pending:
+            # Closed right behind its last write: a purge or a new file that
+            # follows must find it closed.
+            self.outbox.append(CloseFile(run.run_id))
+            run.file_closed = True
+
+    def end_all(self, now: float) -> None:
+        for run in self.all():
+            run.retry_at = 0.0
+            if run.state in LIVE_RUN_STATES:
+                self.end(run, now)
+
+    def advance_time(self, now: float) -> None:
+        """Lingers that are over, resumed lives whose wait is over."""
+        for run in list(self.by_key.values()):
+            if run.idle_since is not None and now - run.idle_since >= self.linger:
+                self.end(run, now)
+            elif run.state is R.PURGE_WAIT and (
+                run.predecessor is None
+                or run.predecessor.state is R.CLOSED
+                or run.predecessor.file_closed
+                or now >= run.purge_deadline
+            ):
+                self._start(run, now)
+
+    # -- records and writes ----------------------------------------------------
+
+    def add(self, run: Run, c: Client, start: int, now: float, data: bytes | None) -> None:
+        """A framed record (or, None, a slot for an encoding) of ``c`` at ``start``."""
+        if not run.pending:
+            run.oldest = now
+        run.pending.append(data)
+        run.cids.append(c.cid)
+        run.starts.append(start)
+        if run.run_id not in c.unwritten:
+            c.unwritten[run.run_id] = start
+
+    def plan(self, now: float, forced: set[int]) -> list[Action]:
+        """The writes that are due (``forced``: runs a flush or a full ring needs now)."""
+        actions: list[Action] = []
+        for run in self.all():
+            if not run.pending or run.retry_at > now:
+                continue
+            if run.state is R.CLOSING:
+                actions.extend(self.write(run, now))
+                continue
+            urgent = run.run_id in forced or now - run.oldest >= run.latency
+            if run.encoding and not urgent:
+                continue  # its encodings come back first (they wake the loop)
+            if (
+                urgent
+                or (run.max_queue and len(run.pending) >= run.max_queue)
+                or sum(map(len, filter(None, run.pending))) >= WRITE_CHUNK
+            ):
+                actions.extend(self.write(run, now))
+        return actions
+
+    def write(self, run: Run, now: float) -> list[Action]:
+        """The filled front of the run's list, as one ``Append``."""
+        if not run.pending or run.state is R.PURGE_WAIT:  # no file yet: waits for the purge
+            return []
+        k = run.pending.index(None) if run.encoding else len(run.pending)
+        if k == 0:
+            return []
+        parts: list[bytes] = run.pending[:k]  # type: ignore[assignment]
+        cids, starts = run.cids[:k], run.starts[:k]
+        del run.pending[:k], run.cids[:k], run.starts[:k]
+        run.base += k
+        if not run.pending:
+            run.oldest = math.inf
+        size = sum(map(len, parts))
+        run.records_written += k
+        run.bytes_written += size
+        run.last_write = now
+        # Each client's first record still waiting (or none): what its tail may
+        # reach once this write is done (``write_failed`` puts the old one back).
+        rid = run.run_id
+        rest = dict(zip(reversed(run.cids), reversed(run.starts), strict=True))
+        last = dict(zip(cids, starts, strict=True))
+        for cid in last:
+            c = self.clients.get(cid)
+            if c is None:
+                continue
+            if cid in rest:
+                c.unwritten[rid] = rest[cid]
+            else:
+                c.unwritten.pop(rid, None)
+        commits = tuple((cid, run.log_dir, run.suffix, s + 1) for cid, s in last.items())
+        return [Append(rid, run.log_dir, run.suffix, parts, cids, starts, commits)]
+
+    def write_failed(self, act: Append, error: str, now: float) -> None:
+        run = self.find(act.run_id)
+        if run is None:
+            return
+        k = len(act.parts)
+        run.pending[:0] = act.parts
+        run.cids[:0] = act.cids
+        run.starts[:0] = act.starts
+        run.base -= k
+        run.oldest = min(run.oldest, now)
+        run.records_written -= k
+        run.bytes_written -= sum(map(len, act.parts))
+        run.retry_at = now + WRITE_RETRY
+        run.file_closed = False  # the retry's file is closed once it is written
+        rid = run.run_id
+        first = dict(zip(reversed(act.cids), reversed(act.starts), strict=True))
+        for cid, pos in first.items():
+            c = self.clients.get(cid)
+            if c is not None:
+                c.unwritten[rid] = min(c.unwritten.get(rid, pos), pos)
+        if run.error != error:
+            run.error = error
+            told = {cid for cid, _ in run.writers} | set(first)
+            for cid in sorted(told):
+                self.outbox.append(
+                    Notice(
+                        cid,
+                        "warning",
+                        f"cannot write to {run.log_dir}: {error}; its events wait in shared "
+                        f"memory and are written when that works again",
+                    )
+                )
+
+    def write_succeeded(self, act: Append) -> None:
+        run = self.find(act.run_id)
+        if run is not None:
+            run.error = None
+
+    def settle(self) -> list[Action]:
+        """Close the files of ended runs whose every slot is written."""
+        actions: list[Action] = []
+        for run in list(self.detached):
+            if run.state is R.CLOSING and not run.pending:
+                run.advance("closed")
+                self.detached.remove(run)
+                if not run.file_closed:
+                    actions.append(CloseFile(run.run_id))
+        return actions
+
+    def deadlines(self) -> list[float]:
+        """When each run next has work without new input.  A run whose first
+        slot is still encoding has none: its result wakes the loop."""
+        due = [
+            max(r.oldest + r.latency, r.retry_at)
+            for r in self.all()
+            if r.pending and r.pending[0] is not None
+        ]
+        due += [r.purge_deadline for r in self.by_key.values() if r.state is R.PURGE_WAIT]
+        due += [
+            r.idle_since + self.linger for r in self.by_key.values() if r.idle_since is not None
+        ]
+        return due
+
+    def status(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "run_id": r.run_id,
+                "log_dir": r.log_dir,
+                "suffix": r.suffix,
+                "state": r.state.value,
+                "writers": len(r.writers),
+                "records": r.records_written,
+                "bytes": r.bytes_written,
+                "pending": len(r.pending),
+                "encoding": r.encoding,
+                "last_write": r.last_write,
+                "opened_at": r.opened_at,
+                "idle_since": r.idle_since,
+                "error": r.error,
+            }
+            for r in self.all()
+        ]
