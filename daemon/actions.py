@@ -130,7 +130,8 @@ class CheckAlive:
 @dataclass(frozen=True)
 class ScanRings:
     """Adopt and drain every ring in the ring directory now (a trainer resumes:
-    the earlier life's records must be known before the new life starts)."""
+    the earlier life's records must be known before the new life starts);
+    answer with ``Core.scanned``."""
 
 
 Action = (

@@ -318,6 +318,11 @@ class Core:
             c.at_tail[o.wid] = o.record()
         c.control.clear()  # the restored writers are the state at the tail
 
+    def scanned(self, now: float) -> None:
+        """Answer to ``ScanRings``: every ring is adopted and drained (dead
+        clients found are ``gone``), so a resumed life may start."""
+        self._runs.scanned()
+
     def flush(self, cid: str, tok: int, pos: int) -> None:
         """Acknowledge ``tok`` once every record of ``cid`` before ``pos`` is written."""
         c = self.clients.get(cid)

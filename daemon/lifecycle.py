@@ -12,7 +12,7 @@ Client::
 
 Run (one per ``(log_dir, filename_suffix)`` at a time)::
 
-    PURGE_WAIT --start (earlier life closed, or PURGE_WAIT s)--> OPEN  (purge, open its file)
+    PURGE_WAIT --start (rings scanned and earlier life closed, or PURGE_WAIT s)--> OPEN
     OPEN       --last_closed--> LINGER       (written now; joinable for ``linger`` s)
     LINGER     --joined (another process opens it)--> OPEN
     LINGER     --end (linger over, its closer re-opens, a resume)--> CLOSING

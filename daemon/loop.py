@@ -382,6 +382,7 @@ class Daemon:
         self.rings.scan(now)
         self.rings.drain(now)
         self.rings.check_liveness(now)
+        self.core.scanned(now)
 
     # -- status --------------------------------------------------------------
 

@@ -214,12 +214,21 @@ class Runs:
             if run.idle_since is not None and now - run.idle_since >= self.linger:
                 self.end(run, now)
             elif run.state is R.PURGE_WAIT and (
-                run.predecessor is None
-                or run.predecessor.state is R.CLOSED
-                or run.predecessor.file_closed
+                run.scanned
+                and (
+                    run.predecessor is None
+                    or run.predecessor.state is R.CLOSED
+                    or run.predecessor.file_closed
+                )
                 or now >= run.purge_deadline
             ):
                 self._start(run, now)
+
+    def scanned(self) -> None:
+        """Every ring was adopted and drained: resumed lives know their past."""
+        for run in self.by_key.values():
+            if run.state is R.PURGE_WAIT:
+                run.scanned = True
 
     # -- records and writes ----------------------------------------------------
 

@@ -72,6 +72,9 @@ class Run:
     predecessor: Run | None = None
     purge_deadline: float = 0.0
     resumer_start: int = 0
+    # PURGE_WAIT: the rings were scanned since (``ScanRings`` done): the earlier
+    # life's writers, even a trainer killed before its hello, are known.
+    scanned: bool = False
 
     def advance(self, event: str) -> None:
         self.state = next_run_state(self.state, event)

@@ -40,6 +40,7 @@ from summaryd.daemon.actions import (
     OpenFile,
     PurgeFiles,
     RemoveRing,
+    ScanRings,
     SetTail,
 )
 from summaryd.daemon.core import (
@@ -169,6 +170,8 @@ def test_purge_step_writes_the_version_and_start_pair() -> None:
     core = Core()
     c = Client(core)
     c.send(T0, c.open(purge_step=42), c.scalar(1, "x", 1.0, 42))
+    assert of(core.tick(T0), ScanRings) == [ScanRings()]  # the loop scans, then answers
+    core.scanned(T0)
     [app] = of(core.tick(T0 + 1), Append)
     version, purge_version, start, scalar = events(app.data)
     assert version.file_version == "brain.Event:2" and version.step == 0
@@ -969,6 +972,7 @@ def test_restore_skips_a_purge_pair_already_written() -> None:
     core.records(c.cid, recs, T0)
     [run_a] = [r for r in core.runs.values() if r.log_dir == LOG]
     run_a.max_queue = 1
+    core.scanned(T0)
     acts = core.tick(T0)
     [app] = of(acts, Append)
     assert any(e.HasField("session_log") for e in events(app.data))
@@ -979,6 +983,7 @@ def test_restore_skips_a_purge_pair_already_written() -> None:
     new.hello(c.cid, 1234, 99, "ring", T0, tail=0)
     new.restore(c.cid, saved, T0)
     new.records(c.cid, recs, T0)
+    new.scanned(T0)
     acts = new.tick(T0 + 2)
     evs = [e for a in of(acts, Append) for e in events(a.data)]
     assert not any(e.HasField("session_log") for e in evs)  # not purged twice
@@ -1025,6 +1030,9 @@ def test_resume_waits_for_the_dead_life_then_purges_and_opens_a_new_file() -> No
     new = Client(core, "new")
     new.send(T0 + 1, new.open(purge_step=5), new.scalar(1, "a", 2.0, 5))
     acts = core.tick(T0 + 1)
+    assert of(acts, ScanRings) == [ScanRings()]
+    core.scanned(T0 + 1)  # the loop found no ring it did not know
+    acts = core.tick(T0 + 1)
     assert of(acts, PurgeFiles) == [] and of(acts, OpenFile) == []  # old life still open
     old_tail = old.scalar(1, "b", 3.0, 8)  # the dead trainer's last record, drained late
     old.send(T0 + 1.5, old_tail)
@@ -1044,6 +1052,7 @@ def test_a_second_rank_resuming_at_the_same_step_neither_purges_nor_starts() -> 
     core = Core()
     r0 = Client(core, "r0")
     r0.send(T0, r0.open(purge_step=5), r0.scalar(1, "rank0/a", 1.0, 5))
+    core.scanned(T0)
     core.tick(T0 + 2)
     r1 = Client(core, "r1")
     r1.send(T0 + 3, r1.open(purge_step=5), r1.scalar(1, "rank1/a", 1.0, 5))
