@@ -342,6 +342,7 @@ class _Feeder:
         # The worker is spawned from this thread: PR_SET_PDEATHSIG fires when the
         # spawning *thread* ends, and this one lives exactly as long as its worker.
         try:
+            self._spawn()  # now, not at the first record: a worker takes ~0.3 s to start
             while True:
                 item = self.pool._jobs.get()
                 if item is None:
@@ -424,7 +425,10 @@ class _Feeder:
         except (OSError, EOFError):
             ready = False
         parent.settimeout(None)
-        if not ready:
+        if not ready and self.stopping:
+            proc.kill()  # closed while it was importing: nothing of ours to finish
+            self._reap()
+        elif not ready:
             status = self._reap()
             log.error("encoder worker failed to start (exit %s): encoding in the daemon", status)
             self.in_process = True
@@ -540,7 +544,10 @@ def worker_main() -> None:
     from . import encode
 
     threadpoolctl.threadpool_limits(1)
-    sock.sendall(_READY)
+    try:
+        sock.sendall(_READY)
+    except OSError:
+        return  # closed while we started
     mapped: mmap.mmap | None = None
     while True:
         try:
