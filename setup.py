@@ -45,4 +45,12 @@ BATCH = Extension(
     optional=True,
 )
 
-setup(cmdclass={"build_py": BuildPyWithStartupHook}, ext_modules=[BATCH])
+# The consumer's ring record loop in C (sdk/ring.py runs its Python loop without it).
+RINGSCAN = Extension(
+    "summaryd._ringscan",
+    sources=["sdk/_ringscan.c"],
+    extra_compile_args=["-O2"],
+    optional=True,
+)
+
+setup(cmdclass={"build_py": BuildPyWithStartupHook}, ext_modules=[BATCH, RINGSCAN])
