@@ -123,6 +123,7 @@ class StoreStatistics:
     requests: int
     bytes_sent: int  # request bodies (the segments, mostly)
     conflicts: int  # 412s: another node had the number
+    bytes_refused: int  # bodies sent with those 412s (part of bytes_sent)
     retries: int
     last_error: str | None
 
@@ -169,7 +170,7 @@ class S3Store:
                 "s3", endpoint_url=endpoint_from_env(env), config=cfg
             )
         self.client = client
-        self._requests = self._bytes = self._conflicts = self._retries = 0
+        self._requests = self._bytes = self._conflicts = self._retries = self._refused = 0
         self._last_error: str | None = None
         client.meta.events.register("before-send.s3", self._count)
 
@@ -186,7 +187,12 @@ class S3Store:
 
     def statistics(self) -> StoreStatistics:
         return StoreStatistics(
-            self._requests, self._bytes, self._conflicts, self._retries, self._last_error
+            self._requests,
+            self._bytes,
+            self._conflicts,
+            self._refused,
+            self._retries,
+            self._last_error,
         )
 
     # -- errors ---------------------------------------------------------------
@@ -285,6 +291,7 @@ class S3Store:
         except self._exc.ClientError as e:
             if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412:
                 self._conflicts += 1
+                self._refused += len(body)
                 return False
             raise
 
@@ -339,7 +346,7 @@ class Uploader:
         body = self.spool.body(seg)
         try:
             while True:
-                act = self.claimer.next_action()
+                act = self.claimer.next_action(len(body))
                 if act.step is s3layout.Step.LIST:
                     self.claimer.on_listed(self.store.list_after(act.start_after))
                     continue

@@ -96,6 +96,15 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the parent dies (Linux), so a
+    test run killed from outside leaves no weed behind."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class WeedServer:
     """One ``weed mini`` process with its data dir, ports and credentials."""
@@ -197,6 +206,7 @@ class WeedServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a ^C in the terminal is for the tests, not weed
+                preexec_fn=_die_with_parent,
             )
         try:
             self._wait_ready(timeout)

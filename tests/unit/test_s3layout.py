@@ -219,3 +219,14 @@ def test_any_interleaving_keeps_every_event_visible(
     assert sorted(reader.seen) == expected  # every segment once, none hidden
     seqs = sorted(L.parse_seq(k, PREFIX) or 0 for k in store.objects)
     assert seqs == list(range(1, len(seqs) + 1))  # no gaps
+
+
+def test_claimer_lists_before_a_large_body() -> None:
+    c = L.SequenceClaimer("r", probe_bytes=1000)
+    c.on_listed([L.object_key("r", 2)])
+    assert c.next_action(5000) == L.Action(L.Step.CREATE, seq=3)  # just listed
+    c.on_created(3)
+    assert c.next_action(999) == L.Action(L.Step.CREATE, seq=4)  # small: try directly
+    assert c.next_action(1000) == L.Action(L.Step.LIST, start_after=L.object_key("r", 3))
+    c.on_listed([L.object_key("r", 4)])
+    assert c.next_action(1000) == L.Action(L.Step.CREATE, seq=5)
