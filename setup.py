@@ -10,7 +10,7 @@ points at the unpacked wheel) for ``pip install -e``.  A test checks both.
 
 import os
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 PTH = "summaryd-patch.pth"
@@ -36,4 +36,21 @@ class BuildPyWithStartupHook(build_py):
         return outputs
 
 
-setup(cmdclass={"build_py": BuildPyWithStartupHook})
+# The daemon's scalar/text hot path in C (daemon/batch.py falls back to the Python
+# encoders without it): optional, so an install without a compiler still works.
+BATCH = Extension(
+    "summaryd.daemon._batch",
+    sources=["daemon/_batch.c"],
+    extra_compile_args=["-O2"],
+    optional=True,
+)
+
+# The consumer's ring record loop in C (sdk/ring.py runs its Python loop without it).
+RINGSCAN = Extension(
+    "summaryd._ringscan",
+    sources=["sdk/_ringscan.c"],
+    extra_compile_args=["-O2"],
+    optional=True,
+)
+
+setup(cmdclass={"build_py": BuildPyWithStartupHook}, ext_modules=[BATCH, RINGSCAN])

@@ -10,11 +10,11 @@ target machine: Pillow ~28 ms at ``compress_level=1``, this ~10 ms).  The
 daemon has to keep up with ~80 images a second on two cores, so every row
 gets the "Up" filter (the difference with the row above, one numpy pass;
 smooth images compress well with it) and deflate runs with a strategy chosen per
-image from a 4 KB sample of the filtered rows (``choose_deflate``): Huffman-only
-for noise-like rows (photos), LZ for long repeats (gradients, masks, drawings),
-``Z_RLE`` otherwise (with the ``zlib-ng`` package installed, its deflate: ~2.4x
-faster than zlib's, the same format).  torch
-does not pin PNG bytes, only what they decode to, and TensorBoard decodes
+image from a 4 KB sample of the filtered rows (``choose_deflate``): stored blocks
+for rows nothing shrinks (uniform noise), Huffman-only for noise-like rows
+(photos), LZ for long repeats (gradients, masks, drawings), ``Z_RLE`` otherwise
+(with the ``zlib-ng`` package installed, its deflate: ~2.4x faster than zlib's,
+the same format).  torch does not pin PNG bytes, only what they decode to, and TensorBoard decodes
 them: the pixels are exactly the ones given (a unit test decodes with Pillow).
 
 GIF is written by Pillow, called exactly as torch's ``add_video`` ends up
@@ -78,9 +78,13 @@ def _chunk(kind: bytes, *parts: bytes | memoryview) -> list[bytes | memoryview]:
 #   LZ (level 2, zlib-ng's deflate_fast; level 1 is deflate_quick, whose static codes cost
 #     +73 % on a mostly-constant image): smooth gradient 0.66 ms and 12.5 KB, segmentation
 #     mask 0.47 ms (RLE 0.59 ms, 7x larger), but 21 ms on noise: it searches every byte.
+#   STORED (level 0: stored blocks, the bytes copied): 0.23 ms on noise, 5 bytes per 64 KB
+#     block larger than the data, where Huffman-only takes 5 ms to save nothing (uniform
+#     noise, torch.rand's images, has no byte more frequent than another).
 DEFLATE_RLE = (1, zlib.Z_RLE)
 DEFLATE_HUFFMAN = (1, zlib.Z_HUFFMAN_ONLY)
 DEFLATE_LZ = (2, zlib.Z_DEFAULT_STRATEGY)
+DEFLATE_STORED = (0, zlib.Z_DEFAULT_STRATEGY)
 
 # The look: _SAMPLES stretches of _SAMPLE_LEN bytes, evenly spaced over the filtered data
 # (top, bottom and between, so a half-noise, half-flat image is seen as both), deflated
@@ -105,6 +109,10 @@ _LZ_MAX_VS_RLE = 0.9
 # of the sample, or when runs save RLE under 1 %.
 _NO_REPEATS_VS_HUFFMAN = 0.98
 _HUFFMAN_MAX_VS_RLE = 1.01
+# Stored when Huffman-only saves under 2 % of the sample (its code table, ~100 bytes of the
+# 4 KB, is counted: the whole image saves a little more, under 3 %).  Gaussian noise of
+# sigma 20 deflates to 87 %, a photo to 55-65 %: they keep Huffman-only.
+_STORED_MIN_RATIO = 0.98
 
 
 def _deflated_size(parts: list[np.ndarray], how: tuple[int, int]) -> int:
@@ -117,9 +125,10 @@ def choose_deflate(filtered: np.ndarray) -> tuple[int, int]:
     """(level, strategy) for deflating ``filtered``, the flat Up-filtered rows of a PNG.
 
     A cheap look at the data (see the constants above for the measurements): deflate a
-    4 KB sample with Huffman-only and LZ, and RLE when that is not yet decided; pick LZ
-    for data with long repeats (smooth gradients, masks, tiled textures), Huffman-only for
-    rows without repeats (photos, noise), RLE for flat images and runs among noise.
+    4 KB sample with Huffman-only and LZ, and RLE when that is not yet decided; store
+    data Huffman-only cannot shrink (uniform noise), pick LZ for data with long repeats
+    (smooth gradients, masks, tiled textures), Huffman-only for rows without repeats
+    (photos, noise of a narrower spread), RLE for flat images and runs among noise.
     Deterministic: the sample depends only on the data's length.
     """
     n = len(filtered)
@@ -128,6 +137,8 @@ def choose_deflate(filtered: np.ndarray) -> tuple[int, int]:
     step = (n - _SAMPLE_LEN) // (_SAMPLES - 1)
     parts = [filtered[i * step : i * step + _SAMPLE_LEN] for i in range(_SAMPLES)]
     huffman = _deflated_size(parts, DEFLATE_HUFFMAN)
+    if huffman >= _STORED_MIN_RATIO * _SAMPLES * _SAMPLE_LEN:
+        return DEFLATE_STORED
     lz = _deflated_size(parts, DEFLATE_LZ)
     if lz >= _NO_REPEATS_VS_HUFFMAN * huffman:
         return DEFLATE_HUFFMAN

@@ -64,6 +64,7 @@ only functions that touch ``/dev/shm``.
 from __future__ import annotations
 
 import fcntl
+import functools
 import mmap
 import os
 import stat
@@ -353,8 +354,15 @@ class Ring:
         add_payload = payloads.append
         o = 0
         unpack = _REC.unpack_from
-        # The daemon's inner loop: one pass, locals only.
+        scan = _scanner()
+        # The daemon's inner loop: one pass, locals only.  The C scan takes the
+        # plain records; this loop decides each record it stops at (corrupt, large,
+        # cut by the region's end), exactly as it decides every record without it.
         while o + RECORD_HEADER <= size:
+            if scan is not None:
+                o = scan(region, o, pos, head, CHECKED, _VIEW_ABOVE, starts, payloads)
+                if o + RECORD_HEADER > size:
+                    break
             n, crc = unpack(region, o)
             b = o + RECORD_HEADER
             e = b + n
@@ -403,6 +411,22 @@ class Ring:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+_Scan = Callable[[bytes, int, int, int, int, int, list[int], list[bytes | memoryview]], int]
+
+
+@functools.cache
+def _scanner() -> _Scan | None:
+    """The compiled record loop (``_ringscan.c``), or None if it was not built.
+
+    Imported on the consumer's first read, never by a trainer (the producer).
+    """
+    try:
+        from ._ringscan import scan
+    except ImportError:
+        return None
+    return scan
 
 
 def _round_capacity(requested: int) -> int:

@@ -132,6 +132,10 @@ def _image_classes() -> dict[str, np.ndarray]:
         "smooth": smooth,
         "natural": natural,
         "noise": rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
+        "gaussian_noise": np.clip(rng.normal(128, 20, (h, w, 3)), 0, 255).astype(np.uint8),
+        "half_noise_half_flat": np.concatenate(
+            [rng.integers(0, 256, (h // 2, w, 3), dtype=np.uint8), flat[h // 2 :]]
+        ),
         "mostly_constant": flat,
         "segmentation": rng.integers(0, 256, (8, 3), dtype=np.uint8)[mask],
         "rgba_natural": np.concatenate([natural, np.full((h, w, 1), 255, np.uint8)], -1),
@@ -176,9 +180,10 @@ def test_png_choice_is_deterministic(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "how"),
     [
-        ("noise", media.DEFLATE_HUFFMAN),
-        ("rgba_noise", media.DEFLATE_HUFFMAN),
-        ("grey_noise", media.DEFLATE_HUFFMAN),
+        ("noise", media.DEFLATE_STORED),  # uniform: nothing to save
+        ("rgba_noise", media.DEFLATE_STORED),
+        ("grey_noise", media.DEFLATE_STORED),
+        ("gaussian_noise", media.DEFLATE_HUFFMAN),
         ("natural", media.DEFLATE_HUFFMAN),
         ("rgba_natural", media.DEFLATE_HUFFMAN),
         ("smooth", media.DEFLATE_LZ),
@@ -203,6 +208,20 @@ def test_png_choice_is_never_much_larger_than_rle(name: str) -> None:
     assert sizes[media.choose_deflate(raw)] <= 1.1 * sizes[media.DEFLATE_RLE]
 
 
+@pytest.mark.parametrize("name", sorted(IMAGE_CLASSES))
+def test_png_is_stored_only_where_huffman_saves_under_three_percent(name: str) -> None:
+    """Stored blocks cost no CPU but give up what Huffman-only would save: only on rows
+    where that is under 3 % (uniform noise), and never on half-compressible images."""
+    raw = _filtered(IMAGE_CLASSES[name])
+    z = media._deflate.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
+    huffman = len(z.compress(raw.data)) + len(z.flush())
+    if media.choose_deflate(raw) == media.DEFLATE_STORED:
+        assert huffman > 0.97 * len(raw)
+        assert len(media.png(IMAGE_CLASSES[name])) < 1.001 * len(raw) + 100
+    elif len(raw) >= media._LOOK_MIN:
+        assert huffman < 0.97 * len(raw)
+
+
 @pytest.mark.parametrize("name", ["noise", "smooth", "mostly_constant", "tiny_noise"])
 def test_png_choice_works_with_the_standard_librarys_zlib(
     name: str, monkeypatch: pytest.MonkeyPatch
@@ -212,7 +231,7 @@ def test_png_choice_works_with_the_standard_librarys_zlib(
     a = IMAGE_CLASSES[name]
     np.testing.assert_array_equal(decode_png(media.png(a))[1], a)
     if name == "noise":
-        assert media.choose_deflate(_filtered(a)) == media.DEFLATE_HUFFMAN
+        assert media.choose_deflate(_filtered(a)) == media.DEFLATE_STORED
 
 
 # -- GIF -------------------------------------------------------------------------------------

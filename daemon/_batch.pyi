@@ -1,0 +1,6 @@
+from collections.abc import Sequence
+
+def encode_batch(
+    payloads: Sequence[bytes | memoryview], /
+) -> list[tuple[int | None, int, int, bytes | None, tuple[str, ...] | None]]: ...
+def crc32c(data: bytes | memoryview, /) -> int: ...

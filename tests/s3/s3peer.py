@@ -1,0 +1,61 @@
+"""An uploader in its own process, for the kill tests: uploads a spool's sealed segments.
+
+Configured by environment variables (the test's S3 environment plus):
+
+* ``PEER_SPOOL``: the spool directory; ``PEER_URL``: ``s3://bucket/prefix``.
+* ``PEER_DIE``: ``before-put:K`` (SIGKILL itself once the K-th attempt is
+  recorded, before the PUT) or ``after-put:K`` (after the K-th object is in
+  the store, before the spool forgets the segment); unset: run to the end.
+
+Prints ``put <n>`` before each PUT and ``done <seq>`` after each segment, flushed,
+so a test can also kill it from outside in the middle of a PUT.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from summaryd.daemon.s3store import S3Store, Uploader
+from summaryd.daemon.spool import Segment, Spool
+
+
+def main() -> None:
+    spool = Spool(os.environ["PEER_SPOOL"])
+    store = S3Store(os.environ["PEER_URL"])
+    die_when, _, k = os.environ.get("PEER_DIE", "").partition(":")
+    die_at = int(k) if k else -1
+    attempts = 0
+    created = 0
+    record_attempt, create, done = spool.record_attempt, store.create, spool.done
+
+    def on_attempt(seg: Segment, seq: int) -> None:
+        nonlocal attempts
+        record_attempt(seg, seq)
+        attempts += 1
+        if die_when == "before-put" and attempts == die_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        print(f"put {attempts}", flush=True)
+
+    def on_create(key: str, body: bytes, tag: str) -> bool:
+        nonlocal created
+        ok = create(key, body, tag)
+        created += ok
+        if ok and die_when == "after-put" and created == die_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return ok
+
+    def on_done(seg: Segment) -> None:
+        done(seg)
+        print(f"done {seg.id}", flush=True)
+
+    spool.record_attempt = on_attempt  # type: ignore[method-assign]
+    store.create = on_create  # type: ignore[method-assign]
+    spool.done = on_done  # type: ignore[method-assign]
+    Uploader(store, spool).upload_ready()
+    print("finished", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
