@@ -22,25 +22,25 @@ class OpenFile:
 class Append:
     """Write ``parts`` (framed records, in order) to the run's file in one write.
 
-    ``cids`` and ``starts`` name the client and ring position of each part:
-    the core derives from them how far each client's records are in files, and
-    ``write_failed`` puts all three back so no tail passes a record whose write
-    failed.
+    ``meta`` says, per part, whose records it holds: ``(cid, first start, last
+    start, records)`` (a part is one record, or a batch of one client's
+    scalars).  The core derives from it how far each client's records are in
+    files, and ``write_failed`` puts both back so no tail passes a record whose
+    write failed.
     """
 
     run_id: int
     log_dir: str  # where a new file for the run goes if it has none (its
     suffix: str  # creation failed, or a write after its close failed)
     parts: list[bytes]
-    cids: list[str]
-    starts: list[int]
+    meta: list[tuple[str, int, int, int]]
     # (cid, log_dir, suffix, upto): once written, each client's records of this
     # run that start before ``upto`` are in a file (what a restarted daemon skips).
     commits: tuple[tuple[str, str, str, int], ...] = ()
 
     @property
     def records(self) -> int:
-        return len(self.parts)
+        return sum(m[3] for m in self.meta)
 
     @property
     def data(self) -> bytes:

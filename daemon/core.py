@@ -70,6 +70,7 @@ from .actions import (
     SetTail,
 )
 from .arrays import decode_record
+from .batch import encode_batch
 from .lifecycle import ClientState
 from .runs import PURGE_WAIT, WRITE_CHUNK, WRITE_RETRY, Runs
 from .state import DEFAULT_MAX_LATENCY, Client, OpenRec, Run
@@ -184,36 +185,64 @@ class Core:
         c = self.clients[cid]
         if not payloads:
             return
-        # The daemon's hot loop: locals only, one dict lookup per step.
-        decode = decode_record
-        encoders = encode.RECORD_ENCODERS
-        handlers = self._handlers
+        # The daemon's hot loop: runs of one writer's scalars and text come back
+        # from ``encode_batch`` framed and joined, one part each (``batch.py``);
+        # whatever it declines goes through ``_one_by_one``.
         unwritten = c.unwritten
         writers = c.writers
         replay = c.replay_until
         n = 0
-        for start, payload in zip(starts, payloads, strict=True):
+        for wid, first, count, data, tags in encode_batch(payloads):
+            run = None if wid is None else writers.get(wid)
+            if run is None or data is None or tags is None or starts[first] < replay:
+                n += self._one_by_one(c, starts, payloads, first, first + count, now)
+                continue
+            for tag in tags:
+                if run.tags.get(tag) != cid:
+                    self._tag_owner(run, tag, c)
+            pending = run.pending
+            if not pending:
+                run.oldest = now
+            pending.append(data)
+            run.meta.append((cid, starts[first], starts[first + count - 1], count))
+            if run.run_id not in unwritten:
+                unwritten[run.run_id] = starts[first]
+            n += count
+        c.drained = end
+        c.records += n
+        self.records_total += n
+        c.last_activity = now
+
+    def _one_by_one(
+        self,
+        c: Client,
+        starts: list[int],
+        payloads: list[bytes | memoryview],
+        first: int,
+        stop: int,
+        now: float,
+    ) -> int:
+        """Records ``first..stop-1`` one at a time; how many went to a run's list."""
+        decode = decode_record
+        encoders = encode.RECORD_ENCODERS
+        handlers = self._handlers
+        cid = c.cid
+        replay = c.replay_until
+        n = 0
+        for i in range(first, stop):
+            start = starts[i]
             try:
-                rec = decode(payload)
+                rec = decode(payloads[i])
                 enc = encoders.get(rec[0])
                 if enc is not None:
-                    run = writers.get(rec[1])
+                    run = c.writers.get(rec[1])
                     if run is None:
                         raise ValueError(f"record for unknown writer {rec[1]!r}")
                     if start < replay and self._written_before(c, run, start):
                         continue
                     if run.tags.get(rec[2]) != cid:
                         self._tag_owner(run, rec[2], c)
-                    data = enc(rec)
-                    pending = run.pending
-                    if not pending:
-                        run.oldest = now
-                    pending.append(data)
-                    run.cids.append(cid)
-                    run.starts.append(start)
-                    rid = run.run_id
-                    if rid not in unwritten:
-                        unwritten[rid] = start
+                    self._runs.add(run, c, start, now, enc(rec))
                     n += 1
                 else:
                     handler = handlers.get(rec[0])
@@ -222,10 +251,7 @@ class Core:
                     handler(c, rec, start, now)
             except Exception as exc:  # a bad record never stops the daemon
                 self._malformed(c, exc)
-        c.drained = end
-        c.records += n
-        self.records_total += n
-        c.last_activity = now
+        return n
 
     def encoded(self, job: int, result: bytes | Exception, now: float) -> None:
         """An ``Encode`` or ``Project`` came back: fill its slot (an exception
@@ -234,10 +260,13 @@ class Core:
         if entry is None:
             return
         run, c, slot = entry
+        i = slot - run.base
         if isinstance(result, Exception):
             self._malformed(c, result)
             result = b""
-        run.pending[slot - run.base] = result
+            cid, s0, s1, _ = run.meta[i]
+            run.meta[i] = (cid, s0, s1, 0)  # the slot holds no record
+        run.pending[i] = result
         run.encoding -= 1
 
     def alive(self, cid: str, now: float) -> None:

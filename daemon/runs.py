@@ -237,8 +237,7 @@ class Runs:
         if not run.pending:
             run.oldest = now
         run.pending.append(data)
-        run.cids.append(c.cid)
-        run.starts.append(start)
+        run.meta.append((c.cid, start, start, 1))
         if run.run_id not in c.unwritten:
             c.unwritten[run.run_id] = start
 
@@ -256,11 +255,18 @@ class Runs:
                 continue  # its encodings come back first (they wake the loop)
             if (
                 urgent
-                or (run.max_queue and len(run.pending) >= run.max_queue)
+                or (run.max_queue and self._queued(run) >= run.max_queue)
                 or sum(map(len, filter(None, run.pending))) >= WRITE_CHUNK
             ):
                 actions.extend(self.write(run, now))
         return actions
+
+    @staticmethod
+    def _queued(run: Run) -> int:
+        """Records waiting (a part can hold a batch of them)."""
+        if len(run.pending) >= run.max_queue:
+            return len(run.pending)  # enough: every part holds one at least
+        return sum(m[3] for m in run.meta)
 
     def write(self, run: Run, now: float) -> list[Action]:
         """The filled front of the run's list, as one ``Append``."""
@@ -270,20 +276,20 @@ class Runs:
         if k == 0:
             return []
         parts: list[bytes] = run.pending[:k]  # type: ignore[assignment]
-        cids, starts = run.cids[:k], run.starts[:k]
-        del run.pending[:k], run.cids[:k], run.starts[:k]
+        meta = run.meta[:k]
+        del run.pending[:k], run.meta[:k]
         run.base += k
         if not run.pending:
             run.oldest = math.inf
         size = sum(map(len, parts))
-        run.records_written += k
+        run.records_written += sum(m[3] for m in meta)
         run.bytes_written += size
         run.last_write = now
         # Each client's first record still waiting (or none): what its tail may
         # reach once this write is done (``write_failed`` puts the old one back).
         rid = run.run_id
-        rest = dict(zip(reversed(run.cids), reversed(run.starts), strict=True))
-        last = dict(zip(cids, starts, strict=True))
+        rest = {m[0]: m[1] for m in reversed(run.meta)}
+        last = {m[0]: m[2] for m in meta}
         for cid in last:
             c = self.clients.get(cid)
             if c is None:
@@ -293,7 +299,7 @@ class Runs:
             else:
                 c.unwritten.pop(rid, None)
         commits = tuple((cid, run.log_dir, run.suffix, s + 1) for cid, s in last.items())
-        return [Append(rid, run.log_dir, run.suffix, parts, cids, starts, commits)]
+        return [Append(rid, run.log_dir, run.suffix, parts, meta, commits)]
 
     def write_failed(self, act: Append, error: str, now: float) -> None:
         run = self.find(act.run_id)
@@ -301,16 +307,15 @@ class Runs:
             return
         k = len(act.parts)
         run.pending[:0] = act.parts
-        run.cids[:0] = act.cids
-        run.starts[:0] = act.starts
+        run.meta[:0] = act.meta
         run.base -= k
         run.oldest = min(run.oldest, now)
-        run.records_written -= k
+        run.records_written -= act.records
         run.bytes_written -= sum(map(len, act.parts))
         run.retry_at = now + WRITE_RETRY
         run.file_closed = False  # the retry's file is closed once it is written
         rid = run.run_id
-        first = dict(zip(reversed(act.cids), reversed(act.starts), strict=True))
+        first = {m[0]: m[1] for m in reversed(act.meta)}
         for cid, pos in first.items():
             c = self.clients.get(cid)
             if c is not None:

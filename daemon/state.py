@@ -40,12 +40,12 @@ class Run:
     latency: float = DEFAULT_MAX_LATENCY
     state: RunState = RunState.OPEN
     writers: set[tuple[str, int]] = field(default_factory=set)
-    # Framed records waiting for the file, in order; None is a slot whose
-    # encoding has not come back.  ``cids``/``starts``: each slot's client and
-    # ring position (what a write commits, or a failed one puts back).
+    # Framed records waiting for the file, in order, one part per record or per
+    # batch of one client's scalars; None is a slot whose encoding has not come
+    # back.  ``meta``: each part's (client, first start, last start, records),
+    # what a write commits, or a failed one puts back.
     pending: list[bytes | None] = field(default_factory=list)
-    cids: list[str] = field(default_factory=list)
-    starts: list[int] = field(default_factory=list)
+    meta: list[tuple[str, int, int, int]] = field(default_factory=list)
     base: int = 0  # how many slots were ever taken off the front: a job's slot is base-relative
     encoding: int = 0  # None slots in ``pending``
     oldest: float = math.inf
