@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batched_core import BatchedDaemon  # beside this script
 from isolated_daemon import IsolatedDaemon  # beside this script
 from machine import describe  # beside this script
 
@@ -231,12 +230,8 @@ def summaryd_env() -> dict[str, str]:
     return env
 
 
-_HOT_LOOP = "core"  # --hot-loop: "core" (the daemon as it is) or "batched" (batched_core.py)
-
-
 def Daemon(tmp: Path, prefix: str, tag: str) -> IsolatedDaemon:
-    cls = BatchedDaemon if _HOT_LOOP == "batched" else IsolatedDaemon
-    return cls(tmp, f"{prefix}-{tag}", env=summaryd_env(), name=f"daemon-{tag}")
+    return IsolatedDaemon(tmp, f"{prefix}-{tag}", env=summaryd_env(), name=f"daemon-{tag}")
 
 
 def _worker_cmd(mode: str, writer: str, log_dir: Path, **kw: Any) -> list[str]:
@@ -499,8 +494,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 def report(res: dict[str, Any]) -> str:
     cfg = res["config"]
-    hot = res["config"].get("hot_loop", "core")
-    out = [f"machine: {res['machine']}", f"daemon hot loop: {hot}", ""]
+    out = [f"machine: {res['machine']}", ""]
     lat = {r["writer"]: r for r in res["latency"]}
     out.append(
         f"1. add_scalar, trainer side (N={cfg['n']} timed calls after {cfg['warmup']} "
@@ -695,16 +689,7 @@ def main() -> int:
     p.add_argument("-n", type=int, help="timed add_scalar calls per writer (latency)")
     p.add_argument("-k", type=int, help="scalars per process (throughput)")
     p.add_argument("--procs", help="comma-separated process counts (throughput)")
-    p.add_argument(
-        "--hot-loop",
-        choices=["core", "batched"],
-        default="core",
-        help="batched: the daemon's Core.batch replaced by the encode_batch loop "
-        "(benchmarks/batched_core.py), a prototype until the core calls it itself",
-    )
     a = p.parse_args()
-    global _HOT_LOOP
-    _HOT_LOOP = a.hot_loop
     cfg = dict(QUICK if a.quick else FULL)
     if a.n:
         cfg["n"] = a.n
@@ -720,7 +705,7 @@ def main() -> int:
     t_all = time.perf_counter()
     try:
         res: dict[str, Any] = {
-            "config": {**cfg, "procs": list(cfg["procs"]), "hot_loop": a.hot_loop},
+            "config": {**cfg, "procs": list(cfg["procs"])},
             "machine": machine(),
         }
         print("running latency ...", file=sys.stderr, flush=True)
