@@ -85,7 +85,12 @@ class Runs:
                 self.add(old, c, start, now, header)
                 run.predecessor = old
             run = old
-        if run is not None and run.idle_since is not None and run.closed_by == c.cid:
+        if (
+            run is not None
+            and run.idle_since is not None
+            and run.closed_by == c.cid
+            and self._still_idle(run, now)
+        ):
             # The same process re-opens what it closed: a new file, as torch.
             self.end(run, now)
             run = None
@@ -175,6 +180,8 @@ class Runs:
                 run.writers.add((cid, wid))
             old.writers.clear()
             self.end(old, now)
+            if run.writers:  # no longer idle: its resumer's close is not its last
+                run.idle_since = run.closed_by = None
         assert run.purge_step is not None
         self.outbox.append(PurgeFiles(run.log_dir, run.purge_step))
         self.outbox.append(OpenFile(run.run_id, run.log_dir, run.suffix))
@@ -182,6 +189,14 @@ class Runs:
         run.predecessor = None
         if not run.writers:
             run.advance("last_closed")
+
+    def _still_idle(self, run: Run, now: float) -> bool:
+        """Whether ``run``, idle, is still without writers once a wait for its
+        purge is over: starting takes on the earlier life's live writers, and
+        ending it then would leave them writing to a closed run."""
+        if run.state is R.PURGE_WAIT:
+            self._start(run, now)
+        return run.idle_since is not None
 
     def end(self, run: Run, now: float) -> None:
         """Write what it holds and close its file, or, while slots are still
@@ -211,7 +226,11 @@ class Runs:
     def advance_time(self, now: float) -> None:
         """Lingers that are over, resumed lives whose wait is over."""
         for run in list(self.by_key.values()):
-            if run.idle_since is not None and now - run.idle_since >= self.linger:
+            if (
+                run.idle_since is not None
+                and now - run.idle_since >= self.linger
+                and self._still_idle(run, now)
+            ):
                 self.end(run, now)
             elif run.state is R.PURGE_WAIT and (
                 run.scanned
@@ -355,7 +374,9 @@ class Runs:
         due = [
             max(r.oldest + r.latency, r.retry_at)
             for r in self.all()
-            if r.pending and r.pending[0] is not None
+            # A run waiting for its purge has no file to write to: its wait ends
+            # at ``purge_deadline`` (or with an input), never at its latency.
+            if r.pending and r.pending[0] is not None and r.state is not R.PURGE_WAIT
         ]
         due += [r.purge_deadline for r in self.by_key.values() if r.state is R.PURGE_WAIT]
         due += [
