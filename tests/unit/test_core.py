@@ -3,30 +3,18 @@
 The core does no I/O and reads no clock (STYLE sections 1 and 8): these tests
 feed it ring records built with msgpack, as the SDK packs them, at chosen
 ``now`` values, and check the actions it returns.  Written bytes are read back
-as TFRecords of TensorBoard Events.  A rule-based state machine drives several
-clients at random (STYLE section 10) and checks per-client order, tails and
-flush acknowledgements against what was actually written.
+as TFRecords of TensorBoard Events.  The rule-based state machine over random
+clients is ``test_core_machine.py``.
 """
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
-    invariant,
-    precondition,
-    rule,
-)
 from tensorboard.compat.proto import event_pb2 as tb_event_pb2
 
 from summaryd import wire
@@ -654,279 +642,6 @@ def test_records_with_nothing_do_nothing() -> None:
     assert core.tick(T0) == []
 
 
-# -- the state machine -----------------------------------------------------------------------------
-
-KEYS = [(LOG, ""), (LOG, ".x"), (LOG2, "")]
-
-
-@dataclass
-class ClientModel:
-    cid: str
-    pos: int = 0
-    queue: list[Record] = field(default_factory=list)  # put, not yet drained
-    drained: int = 0
-    writers: dict[int, tuple[str, str]] = field(default_factory=dict)  # as put so far
-    next_wid: int = 1
-    scalars: list[tuple[int, int]] = field(default_factory=list)  # (seq, end)
-    flushes: dict[int, int] = field(default_factory=dict)  # tok -> pos
-    acked: set[int] = field(default_factory=set)
-    tail: int = 0
-    gone: bool = False
-    removed: bool = False
-
-    def put(self, items: list[Any]) -> Record:
-        payload = msgpack.packb(items, use_bin_type=True)
-        start = self.pos
-        self.pos += padded_size(len(payload))
-        rec = (start, self.pos, payload)
-        self.queue.append(rec)
-        return rec
-
-
-@dataclass
-class FileModel:
-    key: tuple[str, str]
-    appends: int = 0
-    closed: bool = False
-    last_seq: dict[str, int] = field(default_factory=dict)
-
-
-class CoreMachine(RuleBasedStateMachine):
-    """Random clients against the core; every action is checked as the loop would see it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.core = Core()
-        self.now = T0
-        self.clients: dict[str, ClientModel] = {}
-        self.files: dict[int, FileModel] = {}
-        self.seq = 0
-        self.tok = 0
-        self.seq_key: dict[tuple[str, int], tuple[str, str]] = {}  # (cid, seq) -> run key
-        self.written: set[tuple[str, int]] = set()
-        self.failed = False
-        self.pressed: set[str] = set()
-
-    # -- helpers
-
-    def _live(self) -> list[ClientModel]:
-        return [c for c in self.clients.values() if not c.gone]
-
-    def _with_writers(self) -> list[ClientModel]:
-        return [c for c in self._live() if c.writers]
-
-    def _feed(self, c: ClientModel, k: int) -> None:
-        batch, c.queue = c.queue[:k], c.queue[k:]
-        if batch:
-            self.core.records(c.cid, batch, self.now)
-            c.drained = batch[-1][1]
-
-    def _check(self, acts: list[Action]) -> None:
-        try:
-            for a in acts:
-                self._check_one(a)
-        except BaseException:
-            self.failed = True
-            raise
-
-    def _check_one(self, a: Action) -> None:
-        if isinstance(a, OpenFile):
-            assert a.run_id not in self.files
-            assert (a.log_dir, a.suffix) in KEYS
-            self.files[a.run_id] = FileModel((a.log_dir, a.suffix))
-        elif isinstance(a, Append):
-            f = self.files[a.run_id]
-            assert not f.closed, "append to a closed file"
-            evs = events(a.data)
-            assert len(evs) == a.records
-            if f.appends == 0:
-                assert evs[0].file_version == "brain.Event:2" and evs[0].step == 0
-            f.appends += 1
-            for ev in evs:
-                for v in ev.summary.value:
-                    cid, _, wid = v.tag.partition("/")
-                    seq = int(v.simple_value)
-                    assert ev.step == seq
-                    assert (cid, seq) not in self.written, "written twice"
-                    assert self.seq_key[(cid, seq)] == f.key, "written to another run's file"
-                    assert seq > f.last_seq.get(cid, -1), "out of order within the client"
-                    f.last_seq[cid] = seq
-                    self.written.add((cid, seq))
-        elif isinstance(a, CloseFile):
-            f = self.files[a.run_id]
-            assert not f.closed
-            f.closed = True
-        elif isinstance(a, SetTail):
-            c = self.clients[a.cid]
-            assert not c.removed
-            assert c.tail <= a.pos <= c.drained
-            c.tail = a.pos
-            missing = [s for s, end in c.scalars if end <= a.pos and (c.cid, s) not in self.written]
-            assert not missing, f"tail {a.pos} passes unwritten records {missing}"
-        elif isinstance(a, Ack):
-            c = self.clients[a.cid]
-            assert a.tok in c.flushes and a.tok not in c.acked
-            c.acked.add(a.tok)
-            pos = c.flushes[a.tok]
-            assert pos <= c.tail
-            missing = [s for s, end in c.scalars if end <= pos and (c.cid, s) not in self.written]
-            assert not missing, f"flush {a.tok} acknowledged before {missing} were written"
-        elif isinstance(a, RemoveRing):
-            c = self.clients[a.cid]
-            assert c.gone and not c.removed
-            c.removed = True
-            missing = [s for s, _ in c.scalars if (c.cid, s) not in self.written]
-            assert not missing, f"ring removed before {missing} were written"
-        elif isinstance(a, Notice):
-            raise AssertionError(f"notice for a well-formed record: {a}")
-        else:
-            raise AssertionError(f"unknown action {a!r}")
-
-    # -- rules
-
-    @initialize()
-    def first_clients(self) -> None:
-        self.add_client()
-        self.add_client()
-
-    @precondition(lambda self: len(self.clients) < 4)
-    @rule()
-    def add_client(self) -> None:
-        cid = f"c{len(self.clients)}"
-        self.clients[cid] = ClientModel(cid)
-        self.core.hello(cid, 100 + len(self.clients), 1, f"ring-{cid}", self.now)
-
-    @precondition(lambda self: self._live())
-    @rule(
-        data=st.data(),
-        key=st.sampled_from(KEYS),
-        max_queue=st.sampled_from([1, 2, 3, 10]),
-        flush_secs=st.sampled_from([0.2, 1.0, 120.0]),
-        # A resume (purge_step) retires the run and rewrites files: the loop's
-        # business, so the model leaves it to the dedicated tests below.
-        purge_step=st.sampled_from([None]),
-    )
-    def open_writer(
-        self,
-        data: st.DataObject,
-        key: tuple[str, str],
-        max_queue: int,
-        flush_secs: float,
-        purge_step: int | None,
-    ) -> None:
-        c = data.draw(st.sampled_from(self._live()))
-        wid = c.next_wid
-        c.next_wid += 1
-        c.writers[wid] = key
-        c.put([wire.OPEN, wid, key[0], key[1], max_queue, flush_secs, purge_step, WALL])
-
-    @precondition(lambda self: self._with_writers())
-    @rule(data=st.data())
-    def close_writer(self, data: st.DataObject) -> None:
-        c = data.draw(st.sampled_from(self._with_writers()))
-        wid = data.draw(st.sampled_from(sorted(c.writers)))
-        del c.writers[wid]
-        c.put([wire.CLOSE, wid])
-
-    @precondition(lambda self: self._with_writers())
-    @rule(data=st.data(), n=st.integers(min_value=1, max_value=4))
-    def log_scalars(self, data: st.DataObject, n: int) -> None:
-        c = data.draw(st.sampled_from(self._with_writers()))
-        for _ in range(n):
-            wid = data.draw(st.sampled_from(sorted(c.writers)))
-            self.seq += 1
-            rec = c.put([wire.SCALAR, wid, f"{c.cid}/{wid}", float(self.seq), self.seq, WALL])
-            c.scalars.append((self.seq, rec[1]))
-            self.seq_key[(c.cid, self.seq)] = c.writers[wid]
-
-    @precondition(lambda self: any(c.queue for c in self._live()))
-    @rule(data=st.data(), k=st.integers(min_value=1, max_value=6))
-    def drain(self, data: st.DataObject, k: int) -> None:
-        c = data.draw(st.sampled_from([c for c in self._live() if c.queue]))
-        self._feed(c, k)
-
-    @precondition(lambda self: self._live())
-    @rule(data=st.data())
-    def flush(self, data: st.DataObject) -> None:
-        c = data.draw(st.sampled_from(self._live()))
-        self.tok += 1
-        c.flushes[self.tok] = c.pos
-        self.core.flush(c.cid, self.tok, c.pos)
-
-    @precondition(lambda self: self._live())
-    @rule(data=st.data())
-    def pressure(self, data: st.DataObject) -> None:
-        c = data.draw(st.sampled_from(self._live()))
-        self.core.pressure(c.cid)
-        self.pressed.add(c.cid)
-
-    @rule(dt=st.sampled_from([0.0, 0.05, 0.19, 0.3, 0.999, 1.0, 2.5]))
-    def tick(self, dt: float) -> None:
-        self.now += dt
-        # A flush whose position is drained is acknowledged by this tick, whatever the
-        # latency: the core forces the writes that hold it back.
-        due = {
-            (c.cid, tok)
-            for c in self.clients.values()
-            if not c.removed
-            for tok, pos in c.flushes.items()
-            if pos <= c.drained and tok not in c.acked
-        }
-        pressed, self.pressed = self.pressed, set()
-        self._check(self.core.tick(self.now))
-        late = {(cid, tok) for cid, tok in due if tok not in self.clients[cid].acked}
-        assert not late, f"flushes not acknowledged at once: {late}"
-        for cid in pressed:
-            c = self.clients[cid]
-            assert c.removed or c.tail == c.drained, "pressure left the tail behind"
-        deadline = self.core.next_deadline()
-        assert deadline is None or deadline > self.now, "a due write was left pending"
-
-    @precondition(lambda self: self._live())
-    @rule(data=st.data(), really=st.integers(min_value=0, max_value=3))
-    def die(self, data: st.DataObject, really: int) -> None:
-        if really:  # a rarer event than the others, so runs live long enough to matter
-            return
-        c = data.draw(st.sampled_from(self._live()))
-        self._feed(c, len(c.queue))  # the loop drains a dead client's ring to the end first
-        c.gone = True
-        self.core.gone(c.cid, self.now)
-
-    @invariant()
-    def deadline_is_sane(self) -> None:
-        deadline = self.core.next_deadline()
-        if deadline is not None:
-            assert math.isfinite(deadline)
-
-    def teardown(self) -> None:
-        if self.failed:
-            return
-        # Every client ends: drained and gone.  Then everything must be on disk.
-        for c in self._live():
-            self._feed(c, len(c.queue))
-            c.gone = True
-            self.core.gone(c.cid, self.now)
-        self.now += 10
-        self._check(self.core.tick(self.now))
-        self._check(self.core.tick(self.now + 10))
-        for c in self.clients.values():
-            assert c.removed, f"{c.cid} never removed"
-            assert set(c.flushes) == c.acked, f"{c.cid}: flushes never acknowledged"
-            missing = [s for s, _ in c.scalars if (c.cid, s) not in self.written]
-            assert not missing, f"{c.cid}: never written: {missing}"
-        assert all(f.closed for f in self.files.values()), "a file was never closed"
-        assert self.core.runs == {} and self.core.clients == {}
-
-
-CoreMachine.TestCase.settings = settings(
-    max_examples=80,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-TestCoreMachine = CoreMachine.TestCase
-
-
 # -- restart: snapshot and restore -----------------------------------------------------------
 
 
@@ -1110,3 +825,42 @@ def test_a_failed_write_holds_the_tail_back_until_it_succeeds() -> None:
     assert retry.data == app.data
     core.write_succeeded(retry)
     assert [a.pos for a in of(core.settle(T0 + 3), SetTail)] == [c.pos]
+
+
+def test_a_resume_waiting_for_its_earlier_life_has_no_write_deadline() -> None:
+    """A life waiting for its purge has no file: its records' latency must not
+    make ``next_deadline`` lie in the past (the loop would spin until the purge)."""
+    core = Core()
+    old = Client(core, "old")
+    old.send(T0, old.open(), old.scalar(1, "a", 1.0, 7))
+    core.tick(T0)
+    new = Client(core, "new")
+    new.send(T0 + 1, new.open(purge_step=5, flush_secs=0.2), new.scalar(1, "a", 2.0, 5))
+    core.tick(T0 + 1)
+    core.scanned(T0 + 1)
+    assert of(core.tick(T0 + 2), PurgeFiles) == []  # the old life is still open
+    deadline = core.next_deadline()
+    assert deadline is not None and deadline > T0 + 2
+
+
+def test_a_started_life_keeps_the_live_writers_it_took_over_after_its_resumer_closed() -> None:
+    """The resumer closes before its purge; the earlier life's process lives on
+    and its writer moves into the new life when the wait is over.  The new life
+    is then not idle: it must not end (its records would go to a closed run)."""
+    core = Core()
+    old = Client(core, "old")
+    old.send(T0, old.open(), old.scalar(1, "a", 1.0, 7))
+    core.tick(T0)
+    new = Client(core, "new")
+    new.send(T0, new.open(purge_step=5), new.close())
+    core.tick(T0)
+    core.scanned(T0)
+    acts = core.tick(T0 + PURGE_WAIT)  # the wait and the resumer's linger are over
+    assert of(acts, PurgeFiles) == [PurgeFiles(LOG, 5)]
+    [opened] = of(acts, OpenFile)
+    assert CloseFile(opened.run_id) not in acts
+    old.send(T0 + PURGE_WAIT, old.scalar(1, "a", 2.0, 8))
+    acts = core.tick(T0 + PURGE_WAIT + 2)
+    assert [(a.run_id, scalars(a.data)) for a in of(acts, Append)] == [
+        (opened.run_id, [("a", 2.0)])
+    ]
