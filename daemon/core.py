@@ -338,7 +338,7 @@ class Core:
             try:
                 # Its purge pair was written in the earlier life.
                 o = parse_open(list(rec))._replace(purge_step=None)
-                self._runs.open_writer(c, o, c.tail, now)
+                self._runs.open_writer(c, o, c.tail, now, restored=True)
             except Exception as exc:
                 self._malformed(c, exc)
                 continue

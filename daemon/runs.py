@@ -45,7 +45,12 @@ class Runs:
 
     # -- writers -------------------------------------------------------------
 
-    def open_writer(self, c: Client, o: OpenRec, start: int, now: float) -> None:
+    def open_writer(
+        self, c: Client, o: OpenRec, start: int, now: float, restored: bool = False
+    ) -> None:
+        """Writer ``o.wid`` of ``c`` opens at ring position ``start`` (``restored``:
+        re-created at the client's tail by ``Core.restore``, where no OPEN record
+        lies: its file's header must not count the record at the tail as written)."""
         if o.wid in c.writers:
             raise ValueError(f"OPEN: writer id {o.wid!r} already open")
         # Encode before touching any state: a record that fails leaves nothing behind.
@@ -97,7 +102,12 @@ class Runs:
         if run is None:
             run = self._new(key, now, o)
             self.outbox.append(OpenFile(run.run_id, o.log_dir, o.suffix))
-            self.add(run, c, start, now, header)
+            if restored:
+                # Not a record of the client: the part commits only what lies
+                # before the tail, and holds nothing of the client back.
+                self._add_part(run, now, header, (c.cid, start - 1, start - 1, 1))
+            else:
+                self.add(run, c, start, now, header)
         else:
             run.advance("joined")
             run.idle_since = run.closed_by = None
@@ -253,10 +263,7 @@ class Runs:
 
     def add(self, run: Run, c: Client, start: int, now: float, data: bytes | None) -> None:
         """A framed record (or, None, a slot for an encoding) of ``c`` at ``start``."""
-        if not run.pending:
-            run.oldest = now
-        run.pending.append(data)
-        run.meta.append((c.cid, start, start, 1))
+        self._add_part(run, now, data, (c.cid, start, start, 1))
         if run.run_id not in c.unwritten:
             c.unwritten[run.run_id] = start
 
@@ -279,6 +286,15 @@ class Runs:
             ):
                 actions.extend(self.write(run, now))
         return actions
+
+    @staticmethod
+    def _add_part(
+        run: Run, now: float, data: bytes | None, meta: tuple[str, int, int, int]
+    ) -> None:
+        if not run.pending:
+            run.oldest = now
+        run.pending.append(data)
+        run.meta.append(meta)
 
     @staticmethod
     def _queued(run: Run) -> int:
@@ -338,6 +354,9 @@ class Runs:
         for cid, pos in first.items():
             c = self.clients.get(cid)
             if c is not None:
+                # Never behind the published tail: a restored writer's header
+                # part sits just before it and holds nothing back.
+                pos = max(pos, c.tail)
                 c.unwritten[rid] = min(c.unwritten.get(rid, pos), pos)
         if run.error != error:
             run.error = error
