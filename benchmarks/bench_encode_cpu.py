@@ -16,8 +16,8 @@ so freed MB-sized buffers are reused as in the daemon.  ``torch / summaryd`` is 
 ratio of the medians.
 
 ``--stages`` also times the encoder's parts on the same input (layout and scaling,
-PNG filter + deflate; histogram buckets, the float64 statistics) to show where
-the remaining time goes.
+PNG filter + deflate; the float32 pass of ``buckets.py`` and its buckets alone,
+and torch's float64 statistics for comparison) to show where the time goes.
 
 Cases: 3x512x512 float32 images (uniform noise as ``torch.rand`` makes it, a
 photo — matplotlib's sample ``grace_hopper.jpg`` scaled to 512x512 — and a smooth
@@ -118,7 +118,7 @@ def theirs(kind: str, a: np.ndarray) -> Callable[[], Any]:
 
 def stages(kind: str, a: np.ndarray) -> dict[str, Callable[[], Any]]:
     """The encoder's parts, each timed alone on the same input."""
-    from summaryd.daemon import encode_image, encode_numeric, media
+    from summaryd.daemon import buckets, encode_image, media
 
     if kind in ("image", "images"):
         fmt = "CHW" if kind == "image" else "NCHW"
@@ -129,13 +129,15 @@ def stages(kind: str, a: np.ndarray) -> dict[str, Callable[[], Any]]:
         }
     f64 = a.astype(np.float64)
     return {
-        "buckets (_counts_and_limits)": lambda: encode_numeric._counts_and_limits(
-            "tensorflow", a, f64, [a]
+        "float32 pass (buckets.float32_stats)": lambda: buckets.float32_stats(a),
+        "  of which the buckets alone": lambda: buckets.tensorflow_counts(a),
+        "torch's way: astype(float64)": lambda: a.astype(np.float64),
+        "torch's way: sum + dot + min + max": lambda: (
+            f64.sum(),
+            f64.dot(f64),
+            f64.min(),
+            f64.max(),
         ),
-        "astype(float64)": lambda: encode_numeric._as_float64(a),
-        "sum": lambda: f64.sum(),
-        "dot": lambda: f64.dot(f64),
-        "min, max": lambda: encode_numeric._min_max(a, f64),
     }
 
 
@@ -199,7 +201,7 @@ def main() -> int:
         if args.stages:
             for stage, fn in stages(kind, a).items():
                 s50, s90 = cpu_ms(fn, args.n)
-                print(f"  {stage:30s} {s50:7.2f} {s90:7.2f}")
+                print(f"  {stage:36s} {s50:7.2f} {s90:7.2f}")
                 out[name][stage] = [s50, s90]
     print(f"\nload after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
