@@ -229,8 +229,9 @@ class SequenceClaimer:
     listing after the taken name, so a node that fell behind many others
     catches up in one request instead of one 412 per number. With several
     nodes a node is usually behind (measured: without the probe, half the
-    bytes sent by three alternating nodes were refused bodies), so bodies
-    of ``probe_bytes`` or more are preceded by a listing.
+    bytes sent by three alternating nodes were refused bodies), so once a
+    node has seen another's segment, bodies of ``probe_bytes`` or more are
+    preceded by a listing.
     """
 
     def __init__(self, prefix: str, known: int = 0, probe_bytes: int = PROBE_BYTES) -> None:
@@ -240,6 +241,10 @@ class SequenceClaimer:
         self.probe_bytes = probe_bytes
         self._after_conflict: int | None = None
         self._fresh = False  # listed since our last create or conflict
+        self._last_created = 0
+        # Seen another node's segment since we started creating: from then on
+        # large bodies are preceded by a listing (a lone node never pays it).
+        self.shared = False
         self.conflicts = 0
 
     def next_action(self, size: int = 0) -> Action:
@@ -248,7 +253,7 @@ class SequenceClaimer:
             return Action(Step.LIST, start_after=None)
         if self._after_conflict is not None:
             return Action(Step.LIST, start_after=object_key(self.prefix, self._after_conflict))
-        if size >= self.probe_bytes and not self._fresh and self.known > 0:
+        if size >= self.probe_bytes and self.shared and not self._fresh:
             # A 412 still carries the whole body (botocore sends it before the
             # answer): for a large body, one small listing first is cheaper.
             return Action(Step.LIST, start_after=object_key(self.prefix, self.known))
@@ -256,18 +261,23 @@ class SequenceClaimer:
 
     def on_listed(self, keys: Iterable[str]) -> None:
         """The keys a LIST returned (all pages)."""
-        self.known = max(self.known, highest_seq(keys, self.prefix))
+        top = highest_seq(keys, self.prefix)
+        if self._last_created and top > self._last_created:
+            self.shared = True
+        self.known = max(self.known, top)
         self.discovered = True
         self._after_conflict = None
         self._fresh = True
 
     def on_created(self, seq: int) -> None:
         self.known = max(self.known, seq)
+        self._last_created = seq
         self._fresh = False
 
     def on_conflict(self, seq: int) -> None:
         """``seq`` exists already (412): someone else has it."""
         self.conflicts += 1
+        self.shared = True
         self.known = max(self.known, seq)
         self._after_conflict = seq
         self._fresh = False

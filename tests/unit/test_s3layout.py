@@ -221,12 +221,22 @@ def test_any_interleaving_keeps_every_event_visible(
     assert seqs == list(range(1, len(seqs) + 1))  # no gaps
 
 
-def test_claimer_lists_before_a_large_body() -> None:
+def test_claimer_lists_before_a_large_body_once_shared() -> None:
     c = L.SequenceClaimer("r", probe_bytes=1000)
     c.on_listed([L.object_key("r", 2)])
-    assert c.next_action(5000) == L.Action(L.Step.CREATE, seq=3)  # just listed
     c.on_created(3)
-    assert c.next_action(999) == L.Action(L.Step.CREATE, seq=4)  # small: try directly
-    assert c.next_action(1000) == L.Action(L.Step.LIST, start_after=L.object_key("r", 3))
-    c.on_listed([L.object_key("r", 4)])
-    assert c.next_action(1000) == L.Action(L.Step.CREATE, seq=5)
+    assert c.next_action(5000) == L.Action(L.Step.CREATE, seq=4)  # alone: no probe
+    c.on_conflict(4)  # another node
+    c.on_listed([L.object_key("r", 5)])
+    assert c.shared
+    assert c.next_action(5000) == L.Action(L.Step.CREATE, seq=6)  # just listed
+    c.on_created(6)
+    assert c.next_action(999) == L.Action(L.Step.CREATE, seq=7)  # small: try directly
+    assert c.next_action(1000) == L.Action(L.Step.LIST, start_after=L.object_key("r", 6))
+    c.on_listed([L.object_key("r", 7)])
+    assert c.next_action(1000) == L.Action(L.Step.CREATE, seq=8)
+    other = L.SequenceClaimer("r")
+    other.on_listed([])
+    other.on_created(1)
+    other.on_listed([L.object_key("r", 1), L.object_key("r", 2)])  # someone made 2
+    assert other.shared
