@@ -82,6 +82,75 @@ def _rss(pids: list[int]) -> int:
     return sum(psutil.Process(p).memory_info().rss for p in pids)
 
 
+def _pss(pids: list[int]) -> int:
+    """Proportional set size: shared pages (libraries, the arenas) counted once overall."""
+    import psutil
+
+    return sum(psutil.Process(p).memory_full_info().pss for p in pids)
+
+
+def keepup(seconds: float, procs: int = 4, rate: float = 20.0) -> dict[str, Any]:
+    """Issue 3's keep-up load on the pool: ``procs`` trainers, each one image and one
+    histogram per step at ``rate`` steps/s; latency from hand-over to result."""
+    import threading
+
+    import threadpoolctl
+
+    from summaryd.daemon.jobs import EncoderPool
+
+    threadpoolctl.threadpool_limits(1)
+    recs = [_records(k) for k in KINDS]
+    ready = threading.Event()
+    pool = EncoderPool(None, wake=ready.set)
+    while len(pool.worker_pids()) < 1:
+        time.sleep(0.01)
+    time.sleep(1.0)  # workers started (a setting-up pause, not a barrier)
+    pids = [*pool.worker_pids(), os.getpid()]
+    sent: dict[int, float] = {}
+    lat: list[float] = []
+    job = 0
+    most = 0
+    mem: list[tuple[float, int, int]] = []
+    cpu0, t0 = _cpu(pids), time.monotonic()
+    nxt = t0
+    while True:
+        now = time.monotonic()
+        if now >= nxt:
+            if now - t0 >= seconds:
+                break
+            for _ in range(procs):
+                for rec, ring in recs:
+                    job += 1
+                    sent[job] = time.monotonic()
+                    pool.encode(job, rec, bytes(memoryview(ring)))
+            nxt += 1.0 / rate
+            most = max(most, pool.outstanding())
+            if job % (procs * 2 * int(rate) * 5) == 0:  # every 5 s
+                mem.append((now - t0, _rss(pids), _pss(pids)))
+        ready.wait(max(0.0, nxt - time.monotonic()))
+        ready.clear()
+        for j, res in pool.results():
+            if isinstance(res, Exception):
+                raise res
+            lat.append(time.monotonic() - sent.pop(j))
+    pool.wait(60)
+    for j, _res in pool.results():
+        lat.append(time.monotonic() - sent.pop(j))
+    wall = time.monotonic() - t0
+    cpu = _cpu(pids) - cpu0
+    pool.close()
+    lat.sort()
+    return {
+        "workers": len(pids) - 1,
+        "items_per_s": len(lat) / wall,
+        "wanted_per_s": procs * 2 * rate,
+        "latency_ms": [lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3, lat[-1] * 1e3],
+        "max_outstanding": most,
+        "cores_used": cpu / wall,
+        "memory_mb": [(round(t), r / 2**20, p / 2**20) for t, r, p in mem],
+    }
+
+
 def child(kind: str, runtime: str, workers: int, seconds: float) -> dict[str, Any]:
     """One configuration in this process (already pinned by taskset)."""
     import threading
@@ -190,8 +259,26 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved repetitions (median)")
     ap.add_argument("--runtimes", default="processes,threads")
     ap.add_argument("--json", type=Path, help="write every measurement here")
+    ap.add_argument(
+        "--keepup", type=float, metavar="S", help="instead: issue 3's keep-up load for S seconds"
+    )
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.keepup:
+        sys.path.insert(0, str(HERE.parent))
+        from machine import describe
+
+        print(describe(("numpy", "zlib-ng", "psutil")))
+        res = keepup(args.keepup)
+        print(json.dumps(res))
+        print(
+            f"keep-up: {res['items_per_s']:.1f} of {res['wanted_per_s']:.0f} items/s, "
+            f"latency p50/p99/max {'/'.join(f'{x:.0f}' for x in res['latency_ms'])} ms, "
+            f"at most {res['max_outstanding']} outstanding, {res['cores_used']:.2f} cores; "
+            f"RSS/PSS MB of daemon + {res['workers']} workers over time: "
+            + ", ".join(f"{t}s {r:.0f}/{p:.0f}" for t, r, p in res["memory_mb"])
+        )
+        return
     if args.child:
         kind, runtime, workers, seconds = args.child
         print(json.dumps(child(kind, runtime, int(workers), float(seconds))))

@@ -66,6 +66,9 @@ MAX_WORKERS = 4  # encoder processes at most, whatever the core count
 ARENA_KEEP = 64 << 20  # bytes an idle arena may keep resident; larger ones are truncated
 START_TIMEOUT = 60.0  # seconds a new worker may take to import the encoders
 STOP_GRACE = 2.0  # seconds a worker has to exit after its socket closes, then SIGKILL
+# Seconds one record may take: a 4 GiB tensor encodes in about a minute, so a job
+# past this is a hang (a crafted input, a stuck library) and its worker is killed.
+JOB_TIMEOUT = 600.0
 
 _JOB = struct.Struct("<IQ")  # feeder -> worker: msgpack header length, payload bytes in the arena
 _RESULT = struct.Struct("<BQ")  # worker -> feeder: status, result bytes in the arena
@@ -268,7 +271,11 @@ class EncoderPool:
         return [p for p in (f.pid() for f in self._feeders) if p is not None]
 
     def close(self) -> None:
-        """Stop the workers (unfinished jobs are dropped) and wait for every process."""
+        """Stop the workers and wait for every process; ``wake`` is never called after.
+
+        Jobs not finished by then end as ``RuntimeError`` or ``WorkerDiedError``
+        results (the loop calls ``wait`` first to drain).
+        """
         if self._closed:
             return
         self._closed = True
@@ -332,6 +339,7 @@ class _Feeder:
         self.proc: subprocess.Popen[bytes] | None = None
         self.sock: socket.socket | None = None
         self.stopping = False
+        self.sock_timeout = JOB_TIMEOUT
         # Encode in this process if workers cannot start at all (logged once).
         self.in_process = False
         self.thread = threading.Thread(target=self._run, name=f"encode-{index}", daemon=True)
@@ -388,10 +396,15 @@ class _Feeder:
             status, n = _RESULT.unpack(_recv_exact(self.sock, _RESULT.size))
             self.arena_size = max(self.arena_size, n)
             body = self._mapped(n)[:n]
-        except (OSError, EOFError):
+        except (OSError, EOFError) as exc:
             pid = self.proc.pid if self.proc else 0
+            hung = isinstance(exc, TimeoutError) and self.proc is not None
+            if hung:
+                self.proc.kill()  # type: ignore[union-attr]
             code = self._reap()
             how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+            if hung:
+                how = f"killed after {self.sock_timeout:g} s"
             if not self.stopping:
                 log.warning("encoder worker %d died (%s) while encoding a record", pid, how)
             return WorkerDiedError(f"the encoder worker died ({how}) while encoding this record")
@@ -442,7 +455,8 @@ class _Feeder:
             ready = _recv_exact(parent, 1) == _READY
         except (OSError, EOFError):
             ready = False
-        parent.settimeout(None)
+        self.sock_timeout = JOB_TIMEOUT
+        parent.settimeout(JOB_TIMEOUT)
         if not ready and self.stopping:
             proc.kill()  # closed while it was importing: nothing of ours to finish
             self._reap()

@@ -180,6 +180,14 @@ def test_a_worker_killed_mid_job_is_replaced() -> None:
         assert new != pid and not psutil.pid_exists(pid)
 
 
+def test_a_hung_job_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "JOB_TIMEOUT", 0.05)
+    with EncoderPool(1) as p:
+        p.encode(1, *image(seed=3, side=3000))  # a quarter of a second or more
+        got = run(p)
+        assert isinstance(got[1], WorkerDiedError) and "killed after 0.05 s" in str(got[1])
+
+
 def test_a_job_that_never_reached_a_dead_worker_is_retried() -> None:
     with EncoderPool(1) as p:
         rec, data = image()
