@@ -8,7 +8,9 @@ Issue 11's figures, first half: the same events, to the same SeaweedFS server
   each flush PUTs the whole event file again).
 * summaryd: the layout of ``daemon/s3layout.py`` through ``daemon/spool.py``
   and ``daemon/s3store.py``'s ``Uploader`` -- at every flush point the open
-  segment is sealed and uploaded as one new object. The daemon is not wired
+  segment is sealed and uploaded: appended to the run's newest object until
+  it has ``max_writes`` PUTs (``TailPolicy``; ``w=1``: one object per flush,
+  nothing re-sent; ``w=8``: the default, 8x fewer objects). The daemon is not wired
   to S3 yet, so our side is fed **pre-encoded event bytes**: the very Events
   torch's own ``summary.scalar`` / ``summary.image`` build (same PNGs, same
   tags and steps), framed as TFRecords. Encoding cost is therefore not part of
@@ -101,15 +103,18 @@ def run_torch(s3: WeedServer, name: str, events: list[Any], every: int) -> Tally
     return tally
 
 
-def run_ours(s3: WeedServer, name: str, events: list[Any], every: int, spool_dir: Path) -> Tally:
+def run_ours(
+    s3: WeedServer, name: str, events: list[Any], every: int, spool_dir: Path, max_writes: int
+) -> Tally:
     from tensorboard.compat.proto import event_pb2
 
+    from summaryd.daemon.s3layout import TailPolicy
     from summaryd.daemon.s3store import S3Store, Uploader
     from summaryd.daemon.spool import Spool
     from summaryd.daemon.tfrecord import frame
 
     store = S3Store(f"s3://{s3.bucket}/ours-{name}")
-    up = Uploader(store, Spool(spool_dir))
+    up = Uploader(store, Spool(spool_dir), TailPolicy(max_writes=max_writes))
     batch: list[bytes] = []
     for i, (_, summ, step) in enumerate(events, 1):
         ev = event_pb2.Event(wall_time=1.7e9 + step, step=step)
@@ -141,6 +146,9 @@ def main() -> None:
     ap.add_argument("--scalar-flush", type=int, default=1_000)
     ap.add_argument("--images", type=int, default=1_000)
     ap.add_argument("--image-flush", type=int, default=10)
+    ap.add_argument(
+        "--max-writes", type=int, nargs="+", default=[1, 8], help="TailPolicy.max_writes to run"
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(REPO / "benchmarks"))
     from machine import describe
@@ -150,29 +158,30 @@ def main() -> None:
         os.environ.update(s3.env())
         loads = workloads(args.scalars, args.scalar_flush, args.images, args.image_flush)
         for k, (label, (events, every)) in enumerate(loads.items()):
+            rows = []
             t0 = time.perf_counter()
-            torch_t = run_torch(s3, f"w{k}", events, every)
-            t1 = time.perf_counter()
-            ours_t = run_ours(s3, f"w{k}", events, every, Path(tmp) / f"spool{k}")
-            t2 = time.perf_counter()
-            t_objs, t_bytes = bucket_usage(s3, f"torch-w{k}/")
-            o_objs, o_bytes = bucket_usage(s3, f"ours-w{k}/")
+            tally = run_torch(s3, f"w{k}", events, every)
+            rows.append(
+                ("torch", tally, *bucket_usage(s3, f"torch-w{k}/"), time.perf_counter() - t0)
+            )
+            for mw in args.max_writes:
+                t0 = time.perf_counter()
+                tally = run_ours(s3, f"w{k}m{mw}", events, every, Path(tmp) / f"s{k}-{mw}", mw)
+                usage = bucket_usage(s3, f"ours-w{k}m{mw}/")
+                rows.append((f"summaryd w={mw}", tally, *usage, time.perf_counter() - t0))
             print(f"\n{label}, {len(events) // every} flushes")
-            head = ("bytes sent", "requests", "objects", "in bucket", "time")
-            print(f"  {'':10} {head[0]:>14} {head[1]:>9} {head[2]:>8} {head[3]:>12} {head[4]:>7}")
+            head = ("bytes sent", "requests", "objects", "in bucket", "time", "torch/us")
             print(
-                f"  {'torch':10} {torch_t.bytes:>14,} {torch_t.requests:>9,} {t_objs:>8,} "
-                f"{t_bytes:>12,} {t1 - t0:>6.1f}s"
+                f"  {'':14} {head[0]:>14} {head[1]:>9} {head[2]:>8} {head[3]:>12} {head[4]:>7}"
+                f"  {head[5]} (bytes, requests)"
             )
-            print(
-                f"  {'summaryd':10} {ours_t.bytes:>14,} {ours_t.requests:>9,} {o_objs:>8,} "
-                f"{o_bytes:>12,} {t2 - t1:>6.1f}s"
-            )
-            print(
-                f"  torch/summaryd: bytes {torch_t.bytes / ours_t.bytes:.1f}x, "
-                f"requests {torch_t.requests / ours_t.requests:.2f}x; "
-                f"summaryd sent {ours_t.bytes / o_bytes:.3f}x what the bucket holds"
-            )
+            torch_t = rows[0][1]
+            for who, t, objs, stored, secs in rows:
+                ratio_b, ratio_r = torch_t.bytes / t.bytes, torch_t.requests / t.requests
+                print(
+                    f"  {who:14} {t.bytes:>14,} {t.requests:>9,} {objs:>8,} {stored:>12,} "
+                    f"{secs:>6.1f}s  {ratio_b:5.1f}x {ratio_r:5.2f}x"
+                )
 
 
 if __name__ == "__main__":
