@@ -49,6 +49,14 @@ import numpy as np
 
 from summaryd.limits import tensorflow_bins
 
+try:
+    from ._buckets import count as _compiled_count
+except ImportError:  # not compiled (an install without a compiler): numpy does the same
+    _compiled_count = None  # type: ignore[assignment]
+
+# The C loop (``_buckets.c``) counts into int64 cells.
+COMPILED = _compiled_count is not None and np.dtype(np.intp).itemsize == 8
+
 TF_EDGES = np.array(tensorflow_bins())
 TF_BUCKETS = len(TF_EDGES) - 1
 # Bucket indices in the tables: 0 below the first edge, 1..TF_BUCKETS the buckets,
@@ -114,9 +122,14 @@ def _table(char: str) -> tuple[np.ndarray, np.ndarray, int, type]:
     return at, threshold, shift, itype
 
 
-def _count_cells(bits: np.ndarray, cells: np.ndarray, k: np.ndarray) -> None:
-    """Add the table indices of ``bits`` (one slice) to ``cells``; ``k`` is scratch of its size."""
+def _count_cells(bits: np.ndarray, cells: np.ndarray, k: np.ndarray | None) -> None:
+    """Add the table indices of contiguous ``bits`` (one slice) to ``cells``; ``k`` is
+    scratch of its size, None to count with the C loop (float32 bits, ``COMPILED``)."""
     at, threshold, shift, itype = _table("f" if bits.dtype == np.uint32 else "d")
+    if k is None:
+        # One pass in C, ~0.8 ms for 1e6 values where the numpy steps below take ~3.
+        _compiled_count(bits, threshold, cells, shift)
+        return
     if itype is np.uint64:
         np.right_shift(bits, np.uint64(shift), out=k.view(np.uint64))
     else:
@@ -136,6 +149,9 @@ def tensorflow_counts(x: np.ndarray) -> np.ndarray:
     at, _, _, itype = _table(x.dtype.char)
     bits: np.ndarray = x.view(itype)
     cells = np.zeros(len(at), np.intp)
+    if COMPILED and itype is np.uint32:
+        _count_cells(bits, cells, None)
+        return _buckets(cells, x.dtype.char)
     buf = np.empty(min(_CHUNK, len(bits)), np.intp)
     for i in range(0, len(bits), _CHUNK):
         b = bits[i : i + _CHUNK]
@@ -225,14 +241,15 @@ def float32_stats(flat: np.ndarray) -> Float32Stats | None:
     bits = flat.view(np.uint32)
     lengths = _leaves(n)
     size = max(lengths)
-    k, f64 = np.empty(size, np.intp), np.empty(size, np.float64)
+    k = None if COMPILED else np.empty(size, np.intp)
+    f64 = np.empty(size, np.float64)
     cells = np.zeros(len(_table("f")[0]), np.intp)
     sums, squares, lows, highs, start = [], 0.0, [], [], 0
     nan = False
     with np.errstate(all="ignore"):
         for length in lengths:
             stop = start + length
-            _count_cells(bits[start:stop], cells, k[:length])
+            _count_cells(bits[start:stop], cells, None if k is None else k[:length])
             if not nan:  # after a NaN, only the buckets are still needed
                 x, c = flat[start:stop], f64[:length]
                 lows.append(x.min())

@@ -23,6 +23,7 @@ from summaryd.daemon import buckets, encode_numeric
 LEAF = buckets._LEAF
 EDGES = np.array(limits.tensorflow_bins())
 SQUARES_RTOL = 1e-13
+torch_histogram: Any = torch_summary.histogram  # untyped
 
 
 def _edge_values() -> np.ndarray:
@@ -85,6 +86,71 @@ def check(x: np.ndarray) -> buckets.Float32Stats:
     return got
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def counting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test that takes it runs with the C counting loop (``_buckets.c``) and without."""
+    if request.param == "compiled" and not buckets.COMPILED:
+        pytest.skip("summaryd.daemon._buckets not built")
+    if request.param == "numpy":
+        monkeypatch.setattr(buckets, "COMPILED", False)
+    return str(request.param)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 1000, 1 << 18, (1 << 18) + 3])
+def test_tensorflow_counts_at_every_edge(counting: str, n: int) -> None:
+    """Every edge and neighbour, both zeros, subnormals, NaN payloads, infinities, plus
+    ``n`` random values (lengths around the C loop's and the numpy chunks' sizes)."""
+    rng = np.random.default_rng(n)
+    x = np.concatenate([EDGE_VALUES, rng.standard_normal(n, dtype=np.float32)])
+    with np.errstate(invalid="ignore"):
+        ref = np.histogram(x.astype(float), bins=EDGES)[0]
+    np.testing.assert_array_equal(buckets.tensorflow_counts(x), ref)
+
+
+@pytest.mark.parametrize("offset", [1, 2, 3])
+def test_unaligned_values_as_a_ring_holds_them(counting: str, offset: int) -> None:
+    """Arrays read from a ring start at any byte: counted and summed all the same."""
+    rng = np.random.default_rng(offset)
+    x = rng.standard_normal(3 * LEAF + 1, dtype=np.float32)
+    x[rng.integers(0, x.size, EDGE_VALUES.size)] = EDGE_VALUES
+    raw = bytes(offset) + x.tobytes()
+    unaligned = np.frombuffer(raw, np.float32, count=x.size, offset=offset)
+    assert not unaligned.flags.aligned
+    with np.errstate(invalid="ignore"):
+        ref = np.histogram(x.astype(float), bins=EDGES)[0]
+    np.testing.assert_array_equal(buckets.tensorflow_counts(unaligned), ref)
+    check(unaligned)
+
+
+@pytest.mark.skipif(not buckets.COMPILED, reason="summaryd.daemon._buckets not built")
+def test_compiled_count_checks_its_buffers() -> None:
+    """Sizes that do not match the shift, an odd byte count, a read-only ``cells`` or an
+    unaligned table are refused before any index is read."""
+    from summaryd.daemon import _buckets
+
+    _, threshold, shift, _ = buckets._table("f")
+    bits = np.zeros(8, np.uint32)
+    cells = np.zeros(threshold.size + 1, np.int64)
+    _buckets.count(bits, threshold, cells, shift)
+    assert cells.sum() == 8
+    with pytest.raises(ValueError, match="shift"):
+        _buckets.count(bits, threshold, cells, 40)
+    with pytest.raises(ValueError, match="sizes"):
+        _buckets.count(bits, threshold, cells, shift + 1)
+    with pytest.raises(ValueError, match="sizes"):
+        _buckets.count(bits, threshold[:-1], cells, shift)
+    with pytest.raises(ValueError, match="sizes"):
+        _buckets.count(bits.view(np.uint8)[:7], threshold, cells, shift)
+    shifted = np.zeros(threshold.nbytes + 1, np.uint8)[1:]
+    shifted[:] = threshold.view(np.uint8)
+    with pytest.raises(ValueError, match="unaligned"):
+        _buckets.count(bits, shifted, cells, shift)
+    ro = np.zeros_like(cells)
+    ro.setflags(write=False)
+    with pytest.raises(TypeError):
+        _buckets.count(bits, threshold, ro, shift)
+
+
 def test_this_numpy_sums_as_the_pass_does() -> None:
     """Else the pass never applies and these tests prove nothing about it."""
     assert buckets.sums_as_numpy()
@@ -109,7 +175,7 @@ def test_small_or_other_arrays_take_the_other_path() -> None:
     "n", [LEAF, LEAF + 1, 3 * LEAF + 5, 1_000_000, 2_500_001], ids=lambda n: f"n{n}"
 )
 @pytest.mark.parametrize("kind", ["normal", "uniform", "wide", "relu", "edges"])
-def test_float32_stats_are_torchs(kind: str, n: int) -> None:
+def test_float32_stats_are_torchs(counting: str, kind: str, n: int) -> None:
     rng = np.random.default_rng(n)
     if kind == "normal":
         x = rng.standard_normal(n, dtype=np.float32)
@@ -150,7 +216,11 @@ def test_extremes_numpy_picks(case: str) -> None:
     assert (got.lo is None) == (case in ("nan", "both_zeros"))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     n=st.integers(LEAF, 4 * LEAF + 17),
     seed=st.integers(0, 2**32 - 1),
@@ -159,7 +229,7 @@ def test_extremes_numpy_picks(case: str) -> None:
     edges=st.integers(0, 2000),
 )
 def test_float32_stats_any_values(
-    n: int, seed: int, scale: float, planted: list[float], edges: int
+    n: int, seed: int, scale: float, planted: list[float], edges: int, counting: str
 ) -> None:
     """Random lengths (uneven pairwise splits), magnitudes, planted arbitrary float32 values
     and edge values at random places."""
@@ -176,7 +246,7 @@ def test_float32_stats_any_values(
 @pytest.mark.parametrize("case", ["normal", "nan", "both_zeros", "edges"])
 @pytest.mark.parametrize("max_bins", [None, 7])
 def test_histogram_of_float32_equals_torchs(
-    case: str, max_bins: int | None, monkeypatch: pytest.MonkeyPatch
+    case: str, max_bins: int | None, monkeypatch: pytest.MonkeyPatch, counting: str
 ) -> None:
     """The encoder with the pass, and without it (a numpy that would sum otherwise), against
     torch's ``summary.histogram``: every field equal, ``sum_squares`` to 1e-13."""
@@ -191,7 +261,7 @@ def test_histogram_of_float32_equals_torchs(
         x[rng.integers(0, x.size, EDGE_VALUES.size)] = EDGE_VALUES
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = torch_summary.histogram("h", x, EDGES.tolist(), max_bins).value[0].histo
+        ref = torch_histogram("h", x, EDGES.tolist(), max_bins).value[0].histo
     params = {"bins": "tensorflow", "max_bins": max_bins}
     squares, ref.sum_squares = ref.sum_squares, 0.0
     for fast in (True, False):
