@@ -314,6 +314,7 @@ def main() -> None:
         default="processes,threads,ideal",
         help="ideal: forked processes with no hand-over, the machine's ceiling",
     )
+    ap.add_argument("--workers", default="1,2", help="worker counts to run")
     ap.add_argument("--json", type=Path, help="write every measurement here")
     ap.add_argument(
         "--keepup", type=float, metavar="S", help="instead: issue 3's keep-up load for S seconds"
@@ -343,11 +344,14 @@ def main() -> None:
     from machine import describe
 
     print(describe(("numpy", "zlib-ng", "psutil")))
+    counts = [int(w) for w in args.workers.split(",")]
+    # 1 core and 2 cores of one runtime back to back, every runtime of a kind in
+    # turn: a shared VM's capacity drifts within minutes, so only neighbours compare.
     configs = [
         (cores, kind, runtime, workers)
-        for runtime in args.runtimes.split(",")
         for kind in KINDS
-        for workers in (1, 2)
+        for workers in counts
+        for runtime in args.runtimes.split(",")
         for cores in CORES
     ]
     runs: dict[tuple[str, str, str, int], list[dict[str, Any]]] = {c: [] for c in configs}
@@ -370,14 +374,16 @@ def main() -> None:
             f"{med(c, 'rss_mb'):>7.0f}"
         )
     print()
+    print("ratio = 2 cores / 1 core, median of the rounds' back-to-back pairs (each pair)")
     for runtime in args.runtimes.split(","):
         for kind in KINDS:
-            for workers in (1, 2):
-                one = med(("0", kind, runtime, workers), "per_s")
-                two = med(("0,1", kind, runtime, workers), "per_s")
+            for workers in counts:
+                one = [x["per_s"] for x in runs[("0", kind, runtime, workers)]]
+                two = [x["per_s"] for x in runs[("0,1", kind, runtime, workers)]]
+                pairs = [b / a for a, b in zip(one, two, strict=True)]
                 print(
-                    f"ratio {runtime} {kind} {workers} worker(s): 2 cores / 1 core = "
-                    f"{two:.1f} / {one:.1f} = {two / one:.2f}x"
+                    f"ratio {runtime} {kind} {workers} worker(s): {statistics.median(pairs):.2f}x "
+                    f"({' '.join(f'{x:.2f}' for x in pairs)})"
                 )
     if args.json:
         args.json.write_text(json.dumps([x for v in runs.values() for x in v], indent=1))

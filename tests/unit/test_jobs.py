@@ -106,6 +106,16 @@ def test_wake_is_called_and_memoryviews_are_accepted() -> None:
         assert p.results() == []
 
 
+def test_no_workers_encodes_in_process() -> None:
+    with EncoderPool(0) as p:
+        rec, data = image()
+        p.encode(1, rec, data)
+        p.encode(2, [99, *rec[1:]], data)
+        got = run(p)
+        assert p.worker_pids() == []
+        assert got[1] == encode.array_record(rec, data) and isinstance(got[2], ValueError)
+
+
 def test_bad_records_become_their_jobs_exceptions(pool: EncoderPool, tmp_path: Path) -> None:
     good, data = image()
     fifo = tmp_path / "fifo.b1"
