@@ -6,10 +6,11 @@ it never waits.  The core fills its slots by job id, so results may come back
 in any order.
 
 * **Why processes, not threads.**  ``encode.array_record`` holds the GIL for
-  about a fifth of a 3x512x512 image and of a 1e6-value histogram (numpy's
-  conversions, protobuf, the Python between the C calls), and the loop thread
-  holds it for the whole drain.  Threads therefore convoy on the GIL and two
-  cores gave 1.2-1.5x; processes give 1.7-1.9x (``benchmarks/bench_encoders.py``).
+  46 % of a 3x512x512 image and 24 % of a 1e6-value histogram (py-spy
+  ``--gil``: protobuf copies of the PNG, framing, numpy's small steps), and the
+  loop thread holds it for the whole drain, so two encoder threads can never
+  exceed 1/(0.46 + 0.54/2) = 1.37x for images on two cores; processes share
+  nothing but the hand-over (``benchmarks/bench_encoders.py`` measures both).
 * **Workers** are ``python -c`` interpreters started with ``subprocess`` (an
   exec, so nothing of the daemon's ZeroMQ context, threads or locks crosses a
   fork; no ``multiprocessing`` resource tracker or ``__main__`` re-import).
