@@ -16,14 +16,16 @@ so freed MB-sized buffers are reused as in the daemon.  ``torch / summaryd`` is 
 ratio of the medians.
 
 ``--stages`` also times the encoder's parts on the same input (layout and scaling,
-PNG filter + deflate; histogram buckets, the float64 statistics) to show where
-the remaining time goes.
+PNG filter + deflate; the float32 pass of ``buckets.py`` and its buckets alone,
+and torch's float64 statistics for comparison) to show where the time goes.
 
 Cases: 3x512x512 float32 images (uniform noise as ``torch.rand`` makes it, a
-photo — matplotlib's sample ``grace_hopper.jpg`` scaled to 512x512 — and a smooth
-gradient), 16x3x64x64 float32 ``add_images`` (noise), and histograms of 1e6 float32
-values (normal, uniform, and normal with 1 % NaN and +-inf, which torch accepts and
-does not count) with TensorBoard's default buckets (``bins="tensorflow"``).
+photo — matplotlib's sample ``grace_hopper.jpg`` scaled to 512x512 —, a smooth
+gradient, and ``bench_media.py``'s image: gradients plus noise of ~5 grey
+levels), 16x3x64x64 float32 ``add_images`` (noise), and histograms of 1e6
+float32 values (normal, uniform, and normal with 1 % NaN and +-inf, which torch
+accepts and does not count) with TensorBoard's default buckets
+(``bins="tensorflow"``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
-from machine import describe  # noqa: E402  (beside this script)
+from bench_media import make_image  # noqa: E402  (beside this script)
+from machine import describe  # noqa: E402
 
 
 def _photo() -> np.ndarray:
@@ -78,6 +81,7 @@ def inputs() -> dict[str, tuple[str, np.ndarray]]:
         "image_noise": ("image", rng.random((3, 512, 512), dtype=np.float32)),
         "image_photo": ("image", _photo()),
         "image_smooth": ("image", np.stack([x, y, (x + y) / 2])),
+        "image_bench_media": ("image", make_image(np.random.default_rng(0), 512, 512)),
         "images_16": ("images", rng.random((16, 3, 64, 64), dtype=np.float32)),
         "hist_normal": ("histogram", normal),
         "hist_uniform": ("histogram", rng.random(1_000_000, dtype=np.float32)),
@@ -118,7 +122,7 @@ def theirs(kind: str, a: np.ndarray) -> Callable[[], Any]:
 
 def stages(kind: str, a: np.ndarray) -> dict[str, Callable[[], Any]]:
     """The encoder's parts, each timed alone on the same input."""
-    from summaryd.daemon import encode_image, encode_numeric, media
+    from summaryd.daemon import buckets, encode_image, media
 
     if kind in ("image", "images"):
         fmt = "CHW" if kind == "image" else "NCHW"
@@ -129,13 +133,15 @@ def stages(kind: str, a: np.ndarray) -> dict[str, Callable[[], Any]]:
         }
     f64 = a.astype(np.float64)
     return {
-        "buckets (_counts_and_limits)": lambda: encode_numeric._counts_and_limits(
-            "tensorflow", a, f64, [a]
+        "float32 pass (buckets.float32_stats)": lambda: buckets.float32_stats(a),
+        "  of which the buckets alone": lambda: buckets.tensorflow_counts(a),
+        "torch's way: astype(float64)": lambda: a.astype(np.float64),
+        "torch's way: sum + dot + min + max": lambda: (
+            f64.sum(),
+            f64.dot(f64),
+            f64.min(),
+            f64.max(),
         ),
-        "astype(float64)": lambda: encode_numeric._as_float64(a),
-        "sum": lambda: f64.sum(),
-        "dot": lambda: f64.dot(f64),
-        "min, max": lambda: encode_numeric._min_max(a, f64),
     }
 
 
@@ -168,7 +174,7 @@ def main() -> int:
     import threadpoolctl
     import torch
 
-    from summaryd.daemon import loop
+    from summaryd.daemon import buckets, loop
 
     loop._keep_freed_memory()  # the daemon's malloc setting
     threadpoolctl.threadpool_limits(1)  # the daemon's BLAS setting; torch's alike
@@ -176,7 +182,11 @@ def main() -> int:
 
     cases = inputs()
     chosen = [c for c in args.cases.split(",") if c] or list(cases)
-    print(describe(("numpy", "torch", "zlib-ng", "protobuf")))
+    from importlib.util import find_spec
+
+    optional = ("isal",) if find_spec("isal") else ()
+    print(describe(("numpy", "torch", "zlib-ng", *optional, "protobuf")))
+    print(f"C bucket loop: {'yes' if buckets.COMPILED else 'no (numpy)'}")
     print(f"pid {os.getpid()}, {args.n} calls per case, process CPU ms per call\n")
     head = f"{'case':16s} {'summaryd p50':>12s} {'p90':>7s} {'torch p50':>10s} {'p90':>7s}"
     print(f"{head} {'torch/summaryd':>15s}")
@@ -199,7 +209,7 @@ def main() -> int:
         if args.stages:
             for stage, fn in stages(kind, a).items():
                 s50, s90 = cpu_ms(fn, args.n)
-                print(f"  {stage:30s} {s50:7.2f} {s90:7.2f}")
+                print(f"  {stage:36s} {s50:7.2f} {s90:7.2f}")
                 out[name][stage] = [s50, s90]
     print(f"\nload after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:

@@ -10,21 +10,14 @@ builds for the same call (``histogram``/``make_histogram``, ``histogram_raw``,
 arrays ``summaryd.convert_numeric`` sent raw: the same numpy operations on the
 same dtypes, so the same buckets, float32 roundings and NaN bits.
 
-One computation differs in method, not in result: ``np.histogram`` with
-TensorBoard's 1,548 default buckets sorts the values (~25 ms for 1e6).
-``_tensorflow_counts`` finds each value's bucket from its bit pattern instead
-(a table over sign, exponent and 4 mantissa bits: each cell holds at most one
-bucket edge, since 1 + 1/16 < 1.1) plus one exact integer comparison with the
-edge's bit pattern, then counts with ``bincount`` (~3 ms).  It counts exactly what
-``np.histogram(values.astype(float), bins=default_bins)`` counts: ``[e_i,
-e_i+1)`` buckets, the last one closed, -0.0 with 0.0, NaN and values beyond
-+-9.9e19 in none; a unit test checks every edge, its neighbours and the
-special values against ``np.histogram``.
+One computation differs in method, not in result: with TensorBoard's default
+buckets (``bins="tensorflow"``) the buckets and the statistics come from
+``buckets.py`` (bit-pattern buckets instead of ``np.histogram``'s sort; float32
+values in one pass through the cache), which computes what torch computes.
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 from typing import Any
 
@@ -35,9 +28,10 @@ from summaryd.limits import (
     MAX_BINS,
     MAX_THRESHOLDS,
     estimator_bin_count,
-    tensorflow_bins,
 )
 from summaryd.proto import plugin_pr_curve_pb2, summary_pb2, tensor_pb2
+
+from . import buckets
 
 # -- record checks ---------------------------------------------------------------
 
@@ -89,90 +83,6 @@ def _one_d(a: np.ndarray, name: str) -> np.ndarray:
 
 # -- histogram -------------------------------------------------------------------
 
-_TF_EDGES = np.array(tensorflow_bins())
-_TF_M = len(_TF_EDGES) - 1  # buckets
-# Bucket indices in the tables: 0 below the first edge, 1.._TF_M the buckets, _TF_M + 1
-# above the last edge or NaN.  0 and _TF_M + 1 are not counted.
-_MANTISSA_BITS = 4
-_CHUNK = 1 << 18  # values per pass: the temporaries stay in cache and are reused
-
-
-def _bucket_of(x: np.ndarray) -> np.ndarray:
-    """Each float64 value's bucket index as ``np.histogram`` counts it (see above)."""
-    j = np.searchsorted(_TF_EDGES, x, side="right")  # NaN sorts last: _TF_M + 1
-    j[x == _TF_EDGES[-1]] = _TF_M  # the last bucket is closed
-    return j
-
-
-@functools.cache
-def _table(char: str) -> tuple[np.ndarray, np.ndarray, int, type]:
-    """``(index -> bucket, cell -> threshold, shift, uint type)`` for float32 ("f") or float64.
-
-    A cell is the floats sharing sign, exponent and the top mantissa bits: a
-    run of consecutive bit patterns, over which the value moves away from 0,
-    so the bucket changes at most once inside it (one edge at most: the cell
-    spans a ratio of 17/16 at most, the edges 1.1).  A value with bits ``b``
-    in cell ``k`` counts at index ``k + (b >= threshold[k])``: ``threshold``
-    is the first bit pattern of the cell's second bucket (all ones when the
-    cell has one bucket), found by bisection against ``_bucket_of``.  The
-    second bucket of cell ``k`` is the first bucket of cell ``k + 1`` (the
-    next bit patterns), so one index serves both; the build checks it.
-    """
-    ftype: Any = np.float32 if char == "f" else np.float64
-    itype: Any = np.uint32 if char == "f" else np.uint64
-    bits = np.dtype(ftype).itemsize * 8
-    exp_bits = 8 if char == "f" else 11
-    key_bits = 1 + exp_bits + _MANTISSA_BITS
-    shift = bits - key_bits
-    k: np.ndarray = np.arange(1 << key_bits, dtype=itype)
-    lo = k << itype(shift)
-    hi = lo | itype((1 << shift) - 1)
-
-    def bucket(b: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore"):  # NaN bit patterns
-            return _bucket_of(b.view(ftype).astype(np.float64))
-
-    first, last = bucket(lo), bucket(hi)
-    # +-inf and NaN share cells; none of them is counted, so the cell needs no split.
-    special = ((k >> itype(_MANTISSA_BITS)) & itype((1 << exp_bits) - 1)) == (1 << exp_bits) - 1
-    first[special] = 0
-    split = (first != last) & ~special
-    if np.any(np.abs(first[split] - last[split]) != 1):  # pragma: no cover - by construction
-        raise AssertionError("a cell holds more than one bucket edge")
-    a, b = lo[split], hi[split]  # bucket(a) == first, bucket(b) != first
-    want = first[split]
-    while np.any(b - a > 1):
-        mid = a + (b - a) // itype(2)
-        same = bucket(mid) == want
-        a = np.where(same, mid, a)
-        b = np.where(same, b, mid)
-    threshold = np.full(len(k), np.iinfo(itype).max, itype)
-    threshold[split] = b
-    at = np.append(first, 0).astype(np.intp)
-    if np.any(last[split] != at[1:][split]):  # pragma: no cover - by construction
-        raise AssertionError("a cell's second bucket is not the next cell's first")
-    return at, threshold, shift, itype
-
-
-def _tensorflow_counts(x: np.ndarray) -> np.ndarray:
-    """``np.histogram(x.astype(float), bins=default_bins)[0]`` for a contiguous float32/64 ``x``."""
-    at, threshold, shift, itype = _table(x.dtype.char)
-    bits: np.ndarray = x.view(itype)
-    cells = np.zeros(len(at), np.intp)
-    buf = np.empty(min(_CHUNK, len(bits)), np.intp)
-    for i in range(0, len(bits), _CHUNK):
-        b = bits[i : i + _CHUNK]
-        k = buf[: len(b)]
-        if itype is np.uint64:
-            np.right_shift(b, np.uint64(shift), out=k.view(np.uint64))
-        else:
-            np.right_shift(b, shift, out=k, casting="unsafe")
-        k += b >= threshold.take(k, mode="clip")
-        cells += np.bincount(k, minlength=len(at))
-    counts = np.bincount(at, weights=cells, minlength=_TF_M + 2)
-    return counts[1 : _TF_M + 1].astype(np.intp)
-
-
 # float32 holds these dtypes exactly, so their buckets come from float32 bits.
 _FLOAT32_EXACT = frozenset("?bBhHe")
 
@@ -184,12 +94,12 @@ def _counts_and_limits(
         if len(arrays) != 1:
             raise ValueError("histogram: bins='tensorflow' takes one array")
         if flat.dtype.char == "f":
-            counts = _tensorflow_counts(flat)
+            counts = buckets.tensorflow_counts(flat)
         elif flat.dtype.char in _FLOAT32_EXACT:
-            counts = _tensorflow_counts(flat.astype(np.float32))
+            counts = buckets.tensorflow_counts(flat.astype(np.float32))
         else:
-            counts = _tensorflow_counts(a)
-        return counts, _TF_EDGES
+            counts = buckets.tensorflow_counts(a)
+        return counts, buckets.TF_EDGES
     if bins is None:
         if len(arrays) != 2:
             raise ValueError("histogram: explicit bin edges take a second array")
@@ -265,13 +175,14 @@ def _as_float64(flat: np.ndarray) -> np.ndarray:
     for each 1e6-value histogram tends to come on fresh pages (glibc hands large
     freed blocks back to the kernel), whose faults cost more than the cast.  Valid
     until this thread's next histogram; only scalars and new arrays come out of it."""
-    if flat.dtype == np.float64 or not _SCRATCH_MIN <= flat.size <= _SCRATCH_MAX:
-        return flat.astype(np.float64, copy=False)
-    buf: np.ndarray | None = getattr(_scratch, "f64", None)
-    if buf is None or buf.size < flat.size:
-        buf = _scratch.f64 = np.empty(flat.size, np.float64)
-    a = buf[: flat.size]
-    np.copyto(a, flat, casting="unsafe")  # the same cast as astype
+    with np.errstate(invalid="ignore"):  # a signalling NaN's cast: not the daemon's to report
+        if flat.dtype == np.float64 or not _SCRATCH_MIN <= flat.size <= _SCRATCH_MAX:
+            return flat.astype(np.float64, copy=False)
+        buf: np.ndarray | None = getattr(_scratch, "f64", None)
+        if buf is None or buf.size < flat.size:
+            buf = _scratch.f64 = np.empty(flat.size, np.float64)
+        a = buf[: flat.size]
+        np.copyto(a, flat, casting="unsafe")  # the same cast as astype
     return a
 
 
@@ -296,7 +207,8 @@ def histogram(tag: str, params: dict[str, Any], arrays: list[np.ndarray]) -> lis
     ``[values]`` (any numeric dtype; torch's ``astype(float)`` is done here).
     ``sum_squares`` is ``values.dot(values)`` as torch computes it (BLAS
     ``ddot``): bit-equal to torch's when the daemon's BLAS splits the sum as the
-    trainer's does (same library and thread count).
+    trainer's does (same library and thread count); for float32 values with the
+    default buckets, summed in slices (``buckets.float32_stats``), equal to ~1e-15.
     """
     _check_tag(tag)
     bins = _param(params, "bins", str, int, type(None))
@@ -308,17 +220,31 @@ def histogram(tag: str, params: dict[str, Any], arrays: list[np.ndarray]) -> lis
     if values.size == 0:
         raise ValueError("The input has no element.")
     flat = values.reshape(-1)
-    a = _as_float64(flat)  # torch: values.astype(float)
-    counts, limits = _counts_and_limits(bins, flat, a, arrays)
+    fast = buckets.float32_stats(flat) if bins == "tensorflow" and len(arrays) == 1 else None
+    if fast is None:
+        a = _as_float64(flat)  # torch: values.astype(float)
+        counts, limits = _counts_and_limits(bins, flat, a, arrays)
+    else:  # float32 values: the same numbers in one pass (buckets.py)
+        counts, limits = fast.counts, buckets.TF_EDGES
     counts, limits = _trim(*_merge(counts, limits, max_bins))
     with np.errstate(all="ignore"):
-        lo, hi = _min_max(flat, a)
+        if fast is None:
+            lo, hi = _min_max(flat, a)
+            total, squares = a.sum(), a.dot(a)
+        else:
+            squares = fast.squares
+            if fast.lo is None or fast.hi is None or fast.total is None:
+                a = flat.astype(np.float64)  # a NaN, or both zeros at an extreme: torch's way
+                lo, hi = _min_max(flat, a)
+                total = a.sum() if fast.total is None else fast.total
+            else:
+                lo, hi, total = fast.lo, fast.hi, fast.total
         hist = summary_pb2.HistogramProto(
             min=lo,
             max=hi,
-            num=len(a),
-            sum=a.sum(),
-            sum_squares=a.dot(a),
+            num=flat.size,
+            sum=total,
+            sum_squares=squares,
             bucket_limit=limits.tolist(),
             bucket=counts.tolist(),
         )

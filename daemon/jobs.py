@@ -6,10 +6,11 @@ it never waits.  The core fills its slots by job id, so results may come back
 in any order.
 
 * **Why processes, not threads.**  ``encode.array_record`` holds the GIL for
-  about a fifth of a 3x512x512 image and of a 1e6-value histogram (numpy's
-  conversions, protobuf, the Python between the C calls), and the loop thread
-  holds it for the whole drain.  Threads therefore convoy on the GIL and two
-  cores gave 1.2-1.5x; processes give 1.7-1.9x (``benchmarks/bench_encoders.py``).
+  46 % of a 3x512x512 image and 24 % of a 1e6-value histogram (py-spy
+  ``--gil``: protobuf copies of the PNG, framing, numpy's small steps), and the
+  loop thread holds it for the whole drain, so two encoder threads can never
+  exceed 1/(0.46 + 0.54/2) = 1.37x for images on two cores; processes share
+  nothing but the hand-over (``benchmarks/bench_encoders.py`` measures both).
 * **Workers** are ``python -c`` interpreters started with ``subprocess`` (an
   exec, so nothing of the daemon's ZeroMQ context, threads or locks crosses a
   fork; no ``multiprocessing`` resource tracker or ``__main__`` re-import).
@@ -17,10 +18,11 @@ in any order.
   shared queue, hands it over, waits for its result, posts it and calls
   ``wake``.  One job per worker at a time, so a worker that dies takes exactly
   one job with it.
-* **Transfer.**  Per worker an *arena*, a ``memfd`` both sides hold: the feeder
-  ``pwrite``s the payload into it (one copy, GIL released), the worker decodes
-  the arrays straight from its mapping, and ``pwrite``s the framed events back
-  at offset 0 for the feeder to ``pread`` (one copy).  The socket between them
+* **Transfer.**  Per worker an *arena*, a ``memfd`` both sides map: the feeder
+  copies the payload into it (one ``memcpy``: 0.1 ms for a 3 MB image, where
+  ``pwrite`` took 0.3), the worker decodes the arrays straight from its
+  mapping and ``pwrite``s the framed events back at offset 0, which the feeder
+  slices out (one copy).  The socket between them
   carries only small headers.  A blob is not copied at all: the worker reads
   the file itself (``read_blob``, the checks the loop did).
 * **Deaths.**  A worker that dies with a job in hand (a segfault, the OOM
@@ -65,6 +67,9 @@ MAX_WORKERS = 4  # encoder processes at most, whatever the core count
 ARENA_KEEP = 64 << 20  # bytes an idle arena may keep resident; larger ones are truncated
 START_TIMEOUT = 60.0  # seconds a new worker may take to import the encoders
 STOP_GRACE = 2.0  # seconds a worker has to exit after its socket closes, then SIGKILL
+# Seconds one record may take: a 4 GiB tensor encodes in about a minute, so a job
+# past this is a hang (a crafted input, a stuck library) and its worker is killed.
+JOB_TIMEOUT = 600.0
 
 _JOB = struct.Struct("<IQ")  # feeder -> worker: msgpack header length, payload bytes in the arena
 _RESULT = struct.Struct("<BQ")  # worker -> feeder: status, result bytes in the arena
@@ -200,7 +205,10 @@ class EncoderPool:
 
     def __init__(self, workers: int | None = None, wake: Callable[[], None] | None = None) -> None:
         if workers is None:
-            workers = min(MAX_WORKERS, len(os.sched_getaffinity(0)))
+            # On one CPU a worker only adds the hand-over (+0.7 ms of CPU per image):
+            # 0 = encode on one thread of this process.
+            cpus = len(os.sched_getaffinity(0))
+            workers = 0 if cpus == 1 else min(MAX_WORKERS, cpus)
         self._wake = wake or (lambda: None)
         self._jobs: queue.SimpleQueue[tuple[int, list[Any], Any, str | None] | None] = (
             queue.SimpleQueue()
@@ -210,7 +218,7 @@ class EncoderPool:
         self._outstanding = 0
         self._closed = False
         self._serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector")
-        self._feeders = [_Feeder(self, i) for i in range(max(1, workers))]
+        self._feeders = [_Feeder(self, i, workers == 0) for i in range(max(1, workers))]
         for f in self._feeders:
             f.thread.start()
 
@@ -246,12 +254,8 @@ class EncoderPool:
 
     def results(self) -> list[Result]:
         """Jobs finished since the last call, as ``(job, bytes | exception)``; never blocks."""
-        out = []
-        while True:
-            try:
-                out.append(self._done.popleft())
-            except IndexError:
-                return out
+        # popleft per item, never a copy then clear(): feeders append concurrently.
+        return [self._done.popleft() for _ in range(len(self._done))]
 
     def outstanding(self) -> int:
         """Jobs queued or running (finished ones count as soon as ``results`` can return them)."""
@@ -267,7 +271,11 @@ class EncoderPool:
         return [p for p in (f.pid() for f in self._feeders) if p is not None]
 
     def close(self) -> None:
-        """Stop the workers (unfinished jobs are dropped) and wait for every process."""
+        """Stop the workers and wait for every process; ``wake`` is never called after.
+
+        Jobs not finished by then end as ``RuntimeError`` or ``WorkerDiedError``
+        results (the loop calls ``wait`` first to drain).
+        """
         if self._closed:
             return
         self._closed = True
@@ -323,15 +331,17 @@ class EncoderPool:
 class _Feeder:
     """One worker process and the thread that feeds it, one job at a time."""
 
-    def __init__(self, pool: EncoderPool, index: int) -> None:
+    def __init__(self, pool: EncoderPool, index: int, in_process: bool) -> None:
         self.pool = pool
         self.arena = os.memfd_create(f"summaryd-encode-{index}", os.MFD_CLOEXEC)
-        self.arena_size = 0
+        self.arena_size = 0  # the largest payload or result since the last truncation
+        self.map: mmap.mmap | None = None  # the arena, mapped here
         self.proc: subprocess.Popen[bytes] | None = None
         self.sock: socket.socket | None = None
         self.stopping = False
-        # Encode in this process if workers cannot start at all (logged once).
-        self.in_process = False
+        self.sock_timeout = JOB_TIMEOUT
+        # Encode in this process: asked for, or no worker could start (logged once).
+        self.in_process = in_process
         self.thread = threading.Thread(target=self._run, name=f"encode-{index}", daemon=True)
 
     def pid(self) -> int | None:
@@ -342,7 +352,8 @@ class _Feeder:
         # The worker is spawned from this thread: PR_SET_PDEATHSIG fires when the
         # spawning *thread* ends, and this one lives exactly as long as its worker.
         try:
-            self._spawn()  # now, not at the first record: a worker takes ~0.3 s to start
+            if not self.in_process:
+                self._spawn()  # now, not at the first record: a worker takes ~0.3 s to start
             while True:
                 item = self.pool._jobs.get()
                 if item is None:
@@ -351,6 +362,8 @@ class _Feeder:
                 self.pool._finish(job, self._one(rec, data, blob))
         finally:
             self._reap()
+            if self.map is not None:
+                self.map.close()
             os.close(self.arena)
 
     def _one(self, rec: list[Any], data: bytes | memoryview | None, blob: str | None) -> Any:
@@ -367,7 +380,7 @@ class _Feeder:
                 head = msgpack.packb([[*rec[:7], rec[7] if type(rec[7]) is int else None], blob])
                 size = 0 if blob is not None or data is None else memoryview(data).nbytes
                 if size:
-                    _pwrite_all(self.arena, data, 0)  # type: ignore[arg-type]
+                    self._mapped(size)[:size] = memoryview(data).cast("B")  # type: ignore[arg-type]
                 self.arena_size = max(self.arena_size, size)
                 self.sock.sendall(_JOB.pack(len(head), size) + head)
             except (TypeError, ValueError, OverflowError, IndexError) as exc:  # not packable
@@ -383,21 +396,40 @@ class _Feeder:
         try:
             status, n = _RESULT.unpack(_recv_exact(self.sock, _RESULT.size))
             self.arena_size = max(self.arena_size, n)
-            body = _pread_all(self.arena, n, 0)
-        except (OSError, EOFError):
+            body = self._mapped(n)[:n]
+        except (OSError, EOFError) as exc:
             pid = self.proc.pid if self.proc else 0
+            hung = isinstance(exc, TimeoutError) and self.proc is not None
+            if hung:
+                self.proc.kill()  # type: ignore[union-attr]
             code = self._reap()
             how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+            if hung:
+                how = f"killed after {self.sock_timeout:g} s"
             if not self.stopping:
                 log.warning("encoder worker %d died (%s) while encoding a record", pid, how)
             return WorkerDiedError(f"the encoder worker died ({how}) while encoding this record")
         finally:
             if self.arena_size > ARENA_KEEP:
+                if self.map is not None:
+                    self.map.close()  # no view of it ever leaves this class
+                    self.map = None
                 os.ftruncate(self.arena, 0)  # a huge record's memory goes back now
                 self.arena_size = 0
         if status == _OK:
             return body
         return _load_exception(body)
+
+    def _mapped(self, n: int) -> mmap.mmap:
+        """The arena mapped here, ``n`` bytes long at least (the file grown to match)."""
+        if self.map is None or len(self.map) < n:
+            n = -(-n // (1 << 20)) << 20  # whole MiB: a few sizes, a few remaps
+            if os.fstat(self.arena).st_size < n:
+                os.ftruncate(self.arena, n)
+            if self.map is not None:
+                self.map.close()
+            self.map = mmap.mmap(self.arena, n)
+        return self.map
 
     def _spawn(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -424,7 +456,8 @@ class _Feeder:
             ready = _recv_exact(parent, 1) == _READY
         except (OSError, EOFError):
             ready = False
-        parent.settimeout(None)
+        self.sock_timeout = JOB_TIMEOUT
+        parent.settimeout(JOB_TIMEOUT)
         if not ready and self.stopping:
             proc.kill()  # closed while it was importing: nothing of ours to finish
             self._reap()
@@ -473,21 +506,6 @@ def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     while view:
         n = os.pwrite(fd, view, offset)  # releases the GIL for the copy
         view, offset = view[n:], offset + n
-
-
-def _pread_all(fd: int, n: int, offset: int) -> bytes:
-    first = os.pread(fd, n, offset)
-    if len(first) == n:
-        return first  # the usual case: the one copy is the result
-    parts = [first]
-    got = len(first)
-    while got < n:
-        part = os.pread(fd, n - got, offset + got)
-        if not part:
-            raise EOFError("arena shorter than the result")
-        parts.append(part)
-        got += len(part)
-    return b"".join(parts)
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -562,7 +580,7 @@ def worker_main() -> None:
                 if mapped is None or len(mapped) < size:
                     # The old map goes when the last view of it does (never close()
                     # it here: a view still alive would raise BufferError).
-                    mapped = mmap.mmap(arena, max(size, 1), prot=mmap.PROT_READ)
+                    mapped = mmap.mmap(arena, os.fstat(arena).st_size, prot=mmap.PROT_READ)
                 data = memoryview(mapped)[:size]
             else:
                 data = None

@@ -17,35 +17,35 @@ So every run is a single global sequence of immutable **segments**::
 
 Each is created once, by a conditional create (``PUT`` with
 ``If-None-Match: *``), under the next free sequence number; on 412 another
-node took that number: list the names after it, take the one after the
-highest, and try again. Names are identical across nodes (the node is in
-the object's metadata, :data:`META_SEGMENT`), so two nodes racing for a
+node took that number: list the names after it, and go on from the
+highest. Names are identical across nodes, so two nodes racing for a
 number collide instead of both succeeding. A node only tries ``n + 1`` once
-it has seen ``n`` exist (listed it, created it, or got 412 on it), hence the
-names present are always ``1..max`` with no gap, and any name a node can
-still create is above every existing name, in particular above wherever a
-reader stands: no event is ever hidden behind a reader. An object is never
-changed once created, so a reader's byte offset stays valid.
+it has seen ``n`` exist, hence the names present are always ``1..max`` with
+no gap, and any name a node can still create is above every existing name,
+in particular above wherever a reader stands.
 
-Rejected: re-uploading a node's newest segment longer while it is the
-run's newest name. "Still the newest" and the overwrite cannot be made
-atomic: another node may create ``n + 1`` in between, a reader then does
-its last read of ``n`` and moves on, and the overwrite lands unread (shown
-by experiment). A compare-and-swap tail shared by all nodes (``If-Match``,
-which SeaweedFS honours) would be correct but re-sends the whole tail per
-flush; it is the way to fewer objects if listing cost ever matters more
-than bytes.
+The newest object may grow, bounded (:class:`TailPolicy`): an upload
+re-PUTs it with the new records appended, as a compare-and-swap
+(``If-Match`` on its ETag), until it is sealed; only then may anyone create
+the next number (the proof is on :class:`TailClaimer`). Rejected: a node
+growing *its own* newest object while "it is still the run's newest name".
+That check and the overwrite cannot be made atomic: another node creates
+``n + 1`` in between, a reader does its last read of ``n`` and moves on,
+and the overwrite lands unread (shown by experiment against SeaweedFS: the
+live reader kept steps 40-41 of 40-44, a fresh one saw all). The
+compare-and-swap makes the tail shared instead: whoever appends next, the
+sealing write is the last.
 
 Every segment starts with the ``file_version: "brain.Event:2"`` event, as
 torch's ``EventFileWriter`` starts every file: TensorBoard's loaders treat
 each object as a file of its own.
 
-A node accumulates one open segment and seals it when it reaches
-:attr:`SealPolicy.max_bytes`, when its oldest record is
-:attr:`SealPolicy.max_age` old (events must be readable within 10 s), or on
-a flush barrier. A 24-hour run that logs without pause leaves at most
-``86400 / max_age`` segments per node (8,640 at the 10 s default; 17,280 at
-5 s), plus one per ``max_bytes`` of data.
+A node's spool seals a chunk (:class:`SealPolicy`) when it reaches
+``max_bytes``, when its oldest record is ``max_age`` old (events must be
+readable within 10 s), or on a flush barrier; each chunk is one upload. A
+24-hour run with uploads every 5 s from each of N nodes leaves about
+``17,280 * N / max_writes`` objects (2,160 per node at the default 8), plus
+one per ``max_bytes`` of data.
 """
 
 from __future__ import annotations
@@ -66,10 +66,6 @@ NAME_SUFFIX = ".summaryd"
 _NAME_RE = re.compile(r"events\.out\.tfevents\.(\d{12})\.summaryd\Z")
 FIRST_SEQ = 1
 MAX_SEQ = 10**SEQ_WIDTH - 1
-
-# User metadata (x-amz-meta-...) naming the node and its spool segment, so a
-# daemon that died mid-upload can tell whether its segment got in.
-META_SEGMENT = "summaryd-segment"
 
 FILE_VERSION = "brain.Event:2"
 
@@ -137,13 +133,6 @@ def highest_seq(keys: Iterable[str], prefix: str) -> int:
     return max((s for k in keys if (s := parse_seq(k, prefix)) is not None), default=0)
 
 
-def segment_tag(node: str, segment: int) -> str:
-    """The metadata value naming a node's spool segment (ASCII, as S3 metadata must be)."""
-    if not node.isascii() or "/" in node or not node:
-        raise LayoutError(f"node id {node!r}: non-empty ASCII without '/'")
-    return f"{node}/{segment}"
-
-
 # -- sealing ---------------------------------------------------------------
 
 
@@ -199,100 +188,165 @@ def split_records(records: bytes, max_bytes: int) -> list[bytes]:
     return pieces
 
 
-# -- claiming a sequence number --------------------------------------------
+# -- the tail: claiming numbers, growing the newest object ----------------
+
+# User metadata on each object: how many PUTs made it, and whether the last
+# one sealed it. The seal is explicit, not recomputed from the counts, so
+# nodes with different policies on one run still agree on it.
+META_WRITES = "summaryd-writes"
+META_SEALED = "summaryd-sealed"
+
+
+@dataclass(frozen=True)
+class TailPolicy:
+    """When the run's newest object stops growing.
+
+    Each upload either appends to the newest object (re-PUT with
+    ``If-Match`` on its ETag: compare-and-swap) or, once that object is
+    *sealed*, creates the next number (``If-None-Match: *``). An object is
+    sealed after ``max_writes`` PUTs or once it holds ``max_bytes`` (a soft
+    bound: the sealing append may pass it). ``max_writes=1``: every upload
+    is a new object and nothing is ever re-sent.
+
+    Trade-off, measured (see ``benchmarks/bench_s3.py``): bytes sent per
+    object are at most ``max_writes`` times its size (about
+    ``(max_writes + 1) / 2`` times for even flushes), objects are
+    ``max_writes`` times fewer, and TensorBoard's S3 reader spends about 7
+    requests (0.6 s against SeaweedFS) per object it has not read yet.
+    """
+
+    max_writes: int = 8
+    max_bytes: int = 4 << 20
+
+    def __post_init__(self) -> None:
+        if self.max_writes < 1 or self.max_bytes < 1:
+            raise LayoutError(f"tail policy needs positive limits: {self}")
+
+    def seals(self, writes: int, size: int) -> bool:
+        """Whether the write that makes an object of ``writes`` PUTs and
+        ``size`` bytes seals it."""
+        return writes >= self.max_writes or size >= self.max_bytes
 
 
 class Step(Enum):
     """What the uploader must do next for a run."""
 
-    LIST = "list"  # list keys after `start_after` (None: from the start), then on_listed
-    CREATE = "create"  # PUT If-None-Match: * at `seq`, then on_created / on_conflict
+    LIST = "list"  # list keys after `start_after` (None: from the start) -> on_listed
+    GET = "get"  # read object `seq` whole (body, ETag, writes) -> on_got
+    CREATE = "create"  # PUT If-None-Match: * at `seq` -> on_written / on_conflict
+    APPEND = "append"  # PUT tail body + chunk at `seq`, If-Match `etag` -> same
 
 
 @dataclass(frozen=True)
 class Action:
     step: Step
-    seq: int = 0  # CREATE: the number to claim
-    start_after: str | None = None  # LIST: exclusive start key
+    seq: int = 0
+    start_after: str | None = None
+    etag: str = ""  # APPEND: the version we extend
+    writes: int = 0  # CREATE/APPEND: the writes count to store with it
+    seal: bool = False  # CREATE/APPEND: this write seals the object
 
 
-# Bodies from this size on are preceded by a listing (see next_action).
-PROBE_BYTES = 64 << 10
+@dataclass(frozen=True)
+class TailState:
+    """The newest object as this node last saw it."""
+
+    seq: int
+    etag: str
+    size: int
+    writes: int
+    sealed: bool
 
 
-class SequenceClaimer:
-    """Finds the next free sequence number of one run for one node.
+class TailClaimer:
+    """Decides, for one node and one run, where the next chunk goes. Pure:
+    the caller performs each :class:`Action` and reports the outcome.
 
-    Pure: the caller performs each :class:`Action` and reports the outcome.
-    ``known`` is the highest number this node has seen exist; 0 with
-    ``discovered`` False means "not looked yet". A 412 is followed by one
-    listing after the taken name, so a node that fell behind many others
-    catches up in one request instead of one 412 per number. With several
-    nodes a node is usually behind (measured: without the probe, half the
-    bytes sent by three alternating nodes were refused bodies), so bodies
-    of ``probe_bytes`` or more are preceded by a listing.
+    Why no event is ever hidden from TensorBoard's reader: (1) a node tries
+    number ``n + 1`` only after seeing ``n`` exist, so names have no gaps and
+    a created name is above every existing one; (2) a node creates ``n + 1``
+    only after seeing ``n`` sealed (its own sealing write, or a GET showing
+    :data:`META_SEALED`); (3) sealing is final: whoever saw ``n`` sealed
+    never writes it, and every other write to it carries an older ETag and
+    fails (each write appends, so each version's ETag differs). So once
+    ``n + 1`` exists, ``n`` never changes again, and the reader's last read
+    of ``n`` before moving on (DirectoryWatcher re-reads the current file
+    once more after it lists a later one) sees all of it. Appends keep every
+    earlier byte in place, so the reader's byte offset stays valid.
+
+    A conflict (412) on a create is followed by one listing after the taken
+    name, so a node that fell behind catches up in one request, then a GET
+    of the newest object.
     """
 
-    def __init__(self, prefix: str, known: int = 0, probe_bytes: int = PROBE_BYTES) -> None:
+    def __init__(self, prefix: str, policy: TailPolicy | None = None) -> None:
         self.prefix = prefix
-        self.known = known
-        self.discovered = known > 0
-        self.probe_bytes = probe_bytes
-        self._after_conflict: int | None = None
-        self._fresh = False  # listed since our last create or conflict
+        self.policy = policy or TailPolicy()
+        self.known = 0  # highest number seen to exist
+        self.tail: TailState | None = None
+        self._must_list = True
         self.conflicts = 0
 
-    def next_action(self, size: int = 0) -> Action:
-        """The next step to place a body of ``size`` bytes."""
-        if not self.discovered:
-            return Action(Step.LIST, start_after=None)
-        if self._after_conflict is not None:
-            return Action(Step.LIST, start_after=object_key(self.prefix, self._after_conflict))
-        if size >= self.probe_bytes and not self._fresh and self.known > 0:
-            # A 412 still carries the whole body (botocore sends it before the
-            # answer): for a large body, one small listing first is cheaper.
-            return Action(Step.LIST, start_after=object_key(self.prefix, self.known))
-        return Action(Step.CREATE, seq=self.known + 1)
+    def next_action(self, size: int) -> Action:
+        """Where a chunk of ``size`` bytes goes next (``size`` counts the
+        header too when the chunk would start an object)."""
+        if self._must_list:
+            after = object_key(self.prefix, self.known) if self.known else None
+            return Action(Step.LIST, start_after=after)
+        if self.known == 0:
+            return self._create(FIRST_SEQ, size)
+        t = self.tail
+        if t is None or t.seq != self.known:
+            return Action(Step.GET, seq=self.known)
+        if t.sealed:
+            return self._create(t.seq + 1, size)
+        seal = self.policy.seals(t.writes + 1, t.size + size)
+        return Action(Step.APPEND, seq=t.seq, etag=t.etag, writes=t.writes + 1, seal=seal)
+
+    def _create(self, seq: int, size: int) -> Action:
+        return Action(Step.CREATE, seq=seq, writes=1, seal=self.policy.seals(1, size))
 
     def on_listed(self, keys: Iterable[str]) -> None:
         """The keys a LIST returned (all pages)."""
         self.known = max(self.known, highest_seq(keys, self.prefix))
-        self.discovered = True
-        self._after_conflict = None
-        self._fresh = True
+        self._must_list = False
 
-    def on_created(self, seq: int) -> None:
+    def on_got(self, seq: int, etag: str, size: int, writes: int, sealed: bool) -> None:
+        """Object ``seq`` as a GET returned it (``size`` bytes)."""
         self.known = max(self.known, seq)
-        self._fresh = False
+        self.tail = TailState(seq, etag, size, writes, sealed)
 
-    def on_conflict(self, seq: int) -> None:
-        """``seq`` exists already (412): someone else has it."""
+    def on_missing(self, seq: int) -> None:
+        """A GET found no object at ``seq`` (deleted by someone): look again."""
+        self.tail = None
+        self._must_list = True
+        self.known = min(self.known, seq - 1)
+
+    def on_written(self, action: Action, etag: str, size: int) -> None:
+        """``action`` (CREATE or APPEND) succeeded; the object now has ``size`` bytes."""
+        self.known = max(self.known, action.seq)
+        self.tail = TailState(action.seq, etag, size, action.writes, action.seal)
+
+    def on_conflict(self, action: Action) -> None:
+        """``action`` got 412: the number is taken, or the tail changed under us."""
         self.conflicts += 1
-        self.known = max(self.known, seq)
-        self._after_conflict = seq
-        self._fresh = False
+        self.tail = None
+        self.known = max(self.known, action.seq)
+        if action.step is Step.CREATE:
+            self._must_list = True
 
     def forget(self) -> None:
-        """Look again before the next create (e.g. after the store was
-        unreachable): list after the highest number known, or from the start."""
-        if self.known > 0:
-            self._after_conflict = self.known
-        else:
-            self.discovered = False
+        """Look again before the next write (after an unclear failure)."""
+        self.tail = None
+        self._must_list = True
 
 
 # -- recovery --------------------------------------------------------------
 
 
-def recovered(tag: str, attempts: Iterable[int], metadata: dict[int, str | None]) -> int | None:
-    """After a crash: the sequence number where the segment ``tag`` landed,
-    or None if no attempted name holds it (upload again).
-
-    ``attempts`` are the numbers the dead uploader recorded before each PUT;
-    ``metadata`` maps each to the :data:`META_SEGMENT` value found there
-    (None: no such object). The segment is where its own tag is.
-    """
-    for seq in attempts:
-        if metadata.get(seq) == tag:
-            return seq
-    return None
+def landed(chunk: bytes, found: bytes | None) -> bool:
+    """Whether a write whose outcome we never learnt (a kill, a timeout)
+    got in: ``found`` is what the object holds at the offset where the
+    chunk would be (None: no object, or too short). Objects only grow by
+    appends, so if the chunk got in, it is still exactly there."""
+    return found is not None and found == chunk

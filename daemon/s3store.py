@@ -122,7 +122,7 @@ def _boto() -> tuple[Any, Any, Any]:
 class StoreStatistics:
     requests: int
     bytes_sent: int  # request bodies (the segments, mostly)
-    conflicts: int  # 412s: another node had the number
+    conflicts: int  # 412s: another node had the number or changed the tail
     bytes_refused: int  # bodies sent with those 412s (part of bytes_sent)
     retries: int
     last_error: str | None
@@ -274,50 +274,78 @@ class S3Store:
                 return keys
             kw["ContinuationToken"] = r["NextContinuationToken"]
 
-    def create(self, key: str, body: bytes, tag: str) -> bool:
-        """PUT ``body`` at ``key`` only if nothing is there: True if created,
-        False if the key exists (412)."""
+    def put(self, key: str, body: bytes, writes: int, seal: bool, if_match: str = "") -> str | None:
+        """PUT ``body`` at ``key``: only if nothing is there (``if_match``
+        empty) or only over the version with ETag ``if_match``. The new ETag,
+        or None if the condition failed (412: another node was first)."""
+        meta = {s3layout.META_WRITES: str(writes), s3layout.META_SEALED: "1" if seal else "0"}
+        cond = {"IfMatch": if_match} if if_match else {"IfNoneMatch": "*"}
         try:
-            self._call(
+            r = self._call(
                 self.client.put_object,
                 passthrough=412,
                 Bucket=self.url.bucket,
                 Key=key,
                 Body=body,
-                IfNoneMatch="*",
-                Metadata={s3layout.META_SEGMENT: tag},
-            )
-            return True
-        except self._exc.ClientError as e:
-            if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412:
-                self._conflicts += 1
-                self._refused += len(body)
-                return False
-            raise
-
-    def tag_at(self, key: str) -> str | None:
-        """The segment tag stored at ``key``, None if there is no object."""
-        try:
-            r = self._call(
-                self.client.head_object, passthrough=404, Bucket=self.url.bucket, Key=key
+                Metadata=meta,
+                **cond,
             )
         except self._exc.ClientError:
-            # A HEAD's 404 has no body to tell a missing key from a missing
-            # bucket: ask the bucket (raises S3AccessError if it is the bucket).
-            self.check()
+            self._conflicts += 1
+            self._refused += len(body)
             return None
+        return str(r["ETag"])
+
+    def get(self, key: str) -> tuple[bytes, str, int, bool] | None:
+        """Object ``key`` whole: (body, ETag, writes, sealed); None if absent."""
+        try:
+            r = self._call(self.client.get_object, passthrough=404, Bucket=self.url.bucket, Key=key)
+        except self._exc.ClientError:
+            return None
+        body = r["Body"].read()
         meta: dict[str, str] = r.get("Metadata", {})
-        return meta.get(s3layout.META_SEGMENT, "")
+        writes = int(meta.get(s3layout.META_WRITES, "1") or 1)
+        # An object without our metadata (written by something else) is not ours to grow.
+        sealed = meta.get(s3layout.META_SEALED, "1") != "0"
+        return bytes(body), str(r["ETag"]), writes, sealed
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes | None:
+        """``length`` bytes at ``offset`` of ``key``; None if absent or shorter."""
+        if length == 0:
+            return b""
+        try:
+            r = self._call(
+                self.client.get_object,
+                passthrough=404,
+                Bucket=self.url.bucket,
+                Key=key,
+                Range=f"bytes={offset}-{offset + length - 1}",
+            )
+        except self._exc.ClientError:
+            return None
+        except S3AccessError as e:
+            if e.cause == "InvalidRange":  # the object ends before offset
+                return None
+            raise
+        data = bytes(r["Body"].read())
+        return data if len(data) == length else None
 
 
 class Uploader:
-    """Moves one run's sealed segments from its spool into the store, in order."""
+    """Moves one run's sealed segments from its spool into the store, in order.
 
-    def __init__(self, store: S3Store, spool: Spool) -> None:
+    Keeps the run's newest object (as this node last wrote or read it) in
+    memory, so that appending to its own tail costs one PUT and no GET.
+    """
+
+    def __init__(
+        self, store: S3Store, spool: Spool, policy: s3layout.TailPolicy | None = None
+    ) -> None:
         self.store = store
         self.spool = spool
-        self.claimer = s3layout.SequenceClaimer(store.url.prefix)
-        self.uploaded: list[int] = []  # sequence numbers created, in order (for tests, status)
+        self.claimer = s3layout.TailClaimer(store.url.prefix, policy)
+        self._body = b""  # the tail's content, matching claimer.tail
+        self.placed: list[tuple[int, int]] = []  # (seq, offset) of each segment uploaded
 
     def upload_ready(self) -> int:
         """Upload every sealed segment; the number uploaded. Raises
@@ -329,35 +357,60 @@ class Uploader:
             n += 1
         return n
 
-    def upload(self, seg: Segment) -> int:
-        """Put one sealed segment under the next free number; its number."""
-        tag = self.spool.tag(seg)
-        if seg.attempts:
+    def _key(self, seq: int) -> str:
+        return s3layout.object_key(self.store.url.prefix, seq)
+
+    def upload(self, seg: Segment) -> tuple[int, int]:
+        """Put one sealed segment's records into the run: (seq, offset)."""
+        records = self.spool.records(seg)
+        for seq, off in seg.attempts:
             # A PUT whose outcome we never learnt (a kill, a timeout): did it land?
-            prefix = self.store.url.prefix
-            found = {s: self.store.tag_at(s3layout.object_key(prefix, s)) for s in seg.attempts}
-            seq = s3layout.recovered(tag, seg.attempts, found)
-            if seq is not None:
-                self.claimer.on_created(seq)
-                self.spool.done(seg)
-                self.uploaded.append(seq)
-                return seq
-            self.claimer.on_listed(s3layout.object_key(prefix, s) for s in found if found[s])
-        body = self.spool.body(seg)
+            if s3layout.landed(records, self.store.read_range(self._key(seq), off, len(records))):
+                return self._done(seg, seq, off)
+        header = self.spool.header(seg)
+        c = self.claimer
         try:
             while True:
-                act = self.claimer.next_action(len(body))
+                t = c.tail
+                fresh = t is None or t.seq != c.known or t.sealed
+                act = c.next_action(len(records) + (len(header) if fresh else 0))
                 if act.step is s3layout.Step.LIST:
-                    self.claimer.on_listed(self.store.list_after(act.start_after))
+                    c.on_listed(self.store.list_after(act.start_after))
                     continue
-                key = s3layout.object_key(self.store.url.prefix, act.seq)
-                self.spool.record_attempt(seg, act.seq)
-                if self.store.create(key, body, tag):
-                    self.claimer.on_created(act.seq)
-                    self.spool.done(seg)
-                    self.uploaded.append(act.seq)
-                    return act.seq
-                self.claimer.on_conflict(act.seq)
+                if act.step is s3layout.Step.GET:
+                    got = self.store.get(self._key(act.seq))
+                    if got is None:
+                        c.on_missing(act.seq)
+                    else:
+                        self._body = got[0]
+                        c.on_got(act.seq, got[1], len(got[0]), got[2], got[3])
+                    continue
+                if act.step is s3layout.Step.CREATE:
+                    base, etag_in = header, ""
+                else:
+                    base, etag_in = self._body, act.etag
+                body = base + records
+                self.spool.record_attempt(seg, act.seq, len(base))
+                retries = self.store.statistics().retries
+                etag = self.store.put(self._key(act.seq), body, act.writes, act.seal, etag_in)
+                if etag is None:
+                    if self.store.statistics().retries > retries and s3layout.landed(
+                        records, self.store.read_range(self._key(act.seq), len(base), len(records))
+                    ):
+                        # Our first try got in, its answer was lost, the retry met our own
+                        # write: done, but the tail's ETag is unknown now.
+                        c.forget()
+                        return self._done(seg, act.seq, len(base))
+                    c.on_conflict(act)
+                    continue
+                self._body = body
+                c.on_written(act, etag, len(body))
+                return self._done(seg, act.seq, len(base))
         except S3UnavailableError:
-            self.claimer.forget()
+            c.forget()  # the PUT may have landed: re-read before the next write
             raise
+
+    def _done(self, seg: Segment, seq: int, offset: int) -> tuple[int, int]:
+        self.spool.done(seg)
+        self.placed.append((seq, offset))
+        return seq, offset

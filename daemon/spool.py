@@ -7,7 +7,7 @@ outlive a reboot and may be large)::
     next                        the next segment number, advanced before each seal
     open-<wall_us>.rec          the open segment: whole TFRecords, appended
     seg-<id:012d>-<wall_us>.rec a sealed segment, waiting for upload
-    seg-<id:012d>-<wall_us>.att the sequence numbers tried for it, one per line
+    seg-<id:012d>-<wall_us>.att where it was tried: "<seq> <offset>" per line
 
 ``wall_us`` is when the segment was opened; it becomes the wall time of the
 segment's ``file_version`` event, so the header is the same on every retry
@@ -24,10 +24,11 @@ Why each step is crash-safe (SIGKILL at any instruction):
   of the two files. ``next`` is written (temp file + rename) before, so a
   kill in between only skips a number: numbers are never reused, so a
   segment's tag (node/number) names one segment forever.
-* upload: the sequence number is appended to ``.att`` and fsynced *before*
-  the PUT; the next daemon asks the store whether any of those names holds
-  this segment's tag (``s3layout.recovered``). Done = unlink ``.rec`` then
-  ``.att``; a stray ``.att`` is removed on open.
+* upload: the object's number and the offset the records would have in it
+  are appended to ``.att`` and fsynced *before* the PUT; the next daemon
+  reads those bytes back from the store (``s3layout.landed``): objects only
+  grow by appends, so records that got in are still exactly there. Done =
+  unlink ``.rec`` then ``.att``; a stray ``.att`` is removed on open.
 
 Bounded: :attr:`Spool.max_bytes` counts open and sealed bytes; an append
 that would pass it is dropped whole and counted in ``overflowed_records``
@@ -46,7 +47,7 @@ from pathlib import Path
 
 from summaryd.errors import SummarydError
 
-from .s3layout import segment_header, segment_tag
+from .s3layout import segment_header
 from .tfrecord import whole_records_length
 
 DEFAULT_MAX_BYTES = 1 << 30
@@ -66,7 +67,9 @@ class Segment:
     wall_us: int
     path: Path
     size: int  # records only, without the header
-    attempts: tuple[int, ...]  # sequence numbers already tried (crash or unclear failure)
+    # (sequence number, offset of the records in that object) already tried:
+    # a crash or an unclear failure; check them before trying anew.
+    attempts: tuple[tuple[int, int], ...]
 
     @property
     def attempts_path(self) -> Path:
@@ -232,26 +235,33 @@ class Spool:
                 continue
             path = self.dir / n
             att = path.with_suffix(".att")
-            attempts: tuple[int, ...] = ()
+            attempts: tuple[tuple[int, int], ...] = ()
             if att.exists():
-                attempts = tuple(int(x) for x in att.read_text().split() if x.isdigit())
+                # A torn last line (a kill mid-write) was never followed by its PUT.
+                pairs = (ln.split() for ln in att.read_text().split("\n")[:-1])
+                attempts = tuple(
+                    (int(p[0]), int(p[1]))
+                    for p in pairs
+                    if len(p) == 2 and all(map(str.isdigit, p))
+                )
             out.append(
                 Segment(int(m.group(1)), int(m.group(2)), path, path.stat().st_size, attempts)
             )
         return out
 
-    def tag(self, seg: Segment) -> str:
-        """The metadata value naming ``seg`` in the store (see s3layout.META_SEGMENT)."""
-        return segment_tag(self.node, seg.id)
+    def records(self, seg: Segment) -> bytes:
+        """The segment's records (what an append adds to an object)."""
+        return seg.path.read_bytes()
 
-    def body(self, seg: Segment) -> bytes:
-        """The object body: the file-version event, then the segment's records."""
-        return segment_header(seg.wall_us / 1e6) + seg.path.read_bytes()
+    def header(self, seg: Segment) -> bytes:
+        """The file-version event that starts an object this segment creates."""
+        return segment_header(seg.wall_us / 1e6)
 
-    def record_attempt(self, seg: Segment, seq: int) -> None:
-        """Durably note that ``seg`` is about to be PUT at ``seq`` (before the PUT)."""
+    def record_attempt(self, seg: Segment, seq: int, offset: int) -> None:
+        """Durably note, before the PUT, that ``seg``'s records are about to
+        be written at ``offset`` of object ``seq``."""
         with open(seg.attempts_path, "a") as f:
-            f.write(f"{seq}\n")
+            f.write(f"{seq} {offset}\n")
             f.flush()
             os.fsync(f.fileno())
 

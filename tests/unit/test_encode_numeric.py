@@ -36,7 +36,7 @@ from torch.utils.tensorboard import summary as torch_summary
 from torch.utils.tensorboard._convert_np import make_np
 
 from summaryd import convert_numeric, limits
-from summaryd.daemon import encode_numeric
+from summaryd.daemon import buckets, encode_numeric
 from summaryd.proto import summary_pb2
 
 from .. import transport
@@ -213,7 +213,7 @@ def test_tensorflow_counts_exact_at_every_edge(ftype: Any) -> None:
     edges = np.array(limits.tensorflow_bins())
     with np.errstate(invalid="ignore"):
         ref = np.histogram(x.astype(np.float64), bins=edges)[0]
-    assert np.array_equal(encode_numeric._tensorflow_counts(x), ref)
+    assert np.array_equal(buckets.tensorflow_counts(x), ref)
 
 
 def test_tensorflow_counts_random_magnitudes() -> None:
@@ -222,7 +222,7 @@ def test_tensorflow_counts_random_magnitudes() -> None:
     edges = np.array(limits.tensorflow_bins())
     for arr in (x, x.astype(np.float32)):
         ref = np.histogram(arr.astype(np.float64), bins=edges)[0]
-        assert np.array_equal(encode_numeric._tensorflow_counts(arr), ref)
+        assert np.array_equal(buckets.tensorflow_counts(arr), ref)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

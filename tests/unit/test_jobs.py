@@ -106,6 +106,16 @@ def test_wake_is_called_and_memoryviews_are_accepted() -> None:
         assert p.results() == []
 
 
+def test_no_workers_encodes_in_process() -> None:
+    with EncoderPool(0) as p:
+        rec, data = image()
+        p.encode(1, rec, data)
+        p.encode(2, [99, *rec[1:]], data)
+        got = run(p)
+        assert p.worker_pids() == []
+        assert got[1] == encode.array_record(rec, data) and isinstance(got[2], ValueError)
+
+
 def test_bad_records_become_their_jobs_exceptions(pool: EncoderPool, tmp_path: Path) -> None:
     good, data = image()
     fifo = tmp_path / "fifo.b1"
@@ -178,6 +188,14 @@ def test_a_worker_killed_mid_job_is_replaced() -> None:
         assert got[1] == got[3] == encode.array_record(small, data)
         (new,) = p.worker_pids()
         assert new != pid and not psutil.pid_exists(pid)
+
+
+def test_a_hung_job_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "JOB_TIMEOUT", 0.05)
+    with EncoderPool(1) as p:
+        p.encode(1, *image(seed=3, side=3000))  # a quarter of a second or more
+        got = run(p)
+        assert isinstance(got[1], WorkerDiedError) and "killed after 0.05 s" in str(got[1])
 
 
 def test_a_job_that_never_reached_a_dead_worker_is_retried() -> None:

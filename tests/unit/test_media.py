@@ -32,9 +32,21 @@ def decode_png(data: bytes) -> tuple[str, np.ndarray]:
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
+@pytest.fixture(params=["isal", "zlib-ng"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each PNG test that takes it runs with ISA-L's deflate (when installed) and without."""
+    if request.param == "isal" and media._isal is None:
+        pytest.skip("the isal package is not installed")
+    if request.param == "zlib-ng":
+        monkeypatch.setattr(media, "_isal", None)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("channels", [None, 1, 2, 3, 4])
 @pytest.mark.parametrize("shape", [(1, 1), (5, 7), (64, 3), (2, 300), (129, 65)])
-def test_png_decodes_to_the_pixels(shape: tuple[int, int], channels: int | None) -> None:
+def test_png_decodes_to_the_pixels(
+    shape: tuple[int, int], channels: int | None, backend: str
+) -> None:
     rng = np.random.default_rng(sum(shape))
     full = shape if channels is None else (*shape, channels)
     for a in (
@@ -48,7 +60,7 @@ def test_png_decodes_to_the_pixels(shape: tuple[int, int], channels: int | None)
         np.testing.assert_array_equal(px, a.reshape(px.shape))
 
 
-def test_png_takes_any_layout() -> None:
+def test_png_takes_any_layout(backend: str) -> None:
     rng = np.random.default_rng(0)
     chw = rng.integers(0, 256, (3, 40, 50), dtype=np.uint8)
     hwc = chw.transpose(1, 2, 0)  # not contiguous
@@ -59,7 +71,9 @@ def test_png_takes_any_layout() -> None:
     np.testing.assert_array_equal(decode_png(media.png(hwc[::2, ::3]))[1], hwc[::2, ::3])
 
 
-def test_png_splits_large_data_into_idat_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_png_splits_large_data_into_idat_chunks(
+    monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
     monkeypatch.setattr(media, "_IDAT_MAX", 100)
     a = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)
     data = media.png(a)
@@ -162,7 +176,7 @@ def _filtered(a: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", sorted(IMAGE_CLASSES))
-def test_png_each_image_class_decodes_to_the_pixels(name: str) -> None:
+def test_png_each_image_class_decodes_to_the_pixels(name: str, backend: str) -> None:
     a = IMAGE_CLASSES[name]
     mode, px = decode_png(media.png(a))
     assert mode == MODES[1 if a.ndim == 2 else a.shape[2]]
@@ -170,7 +184,7 @@ def test_png_each_image_class_decodes_to_the_pixels(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(IMAGE_CLASSES))
-def test_png_choice_is_deterministic(name: str) -> None:
+def test_png_choice_is_deterministic(name: str, backend: str) -> None:
     a = IMAGE_CLASSES[name]
     raw = _filtered(a)
     assert media.choose_deflate(raw) == media.choose_deflate(raw.copy())
@@ -209,7 +223,9 @@ def test_png_choice_is_never_much_larger_than_rle(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(IMAGE_CLASSES))
-def test_png_is_stored_only_where_huffman_saves_under_three_percent(name: str) -> None:
+def test_png_is_stored_only_where_huffman_saves_under_three_percent(
+    name: str, backend: str
+) -> None:
     """Stored blocks cost no CPU but give up what Huffman-only would save: only on rows
     where that is under 3 % (uniform noise), and never on half-compressible images."""
     raw = _filtered(IMAGE_CLASSES[name])
@@ -228,6 +244,7 @@ def test_png_choice_works_with_the_standard_librarys_zlib(
 ) -> None:
     """Without the zlib-ng package ``media`` falls back to zlib, which has the same strategies."""
     monkeypatch.setattr(media, "_deflate", zlib)
+    monkeypatch.setattr(media, "_isal", None)
     a = IMAGE_CLASSES[name]
     np.testing.assert_array_equal(decode_png(media.png(a))[1], a)
     if name == "noise":
@@ -302,6 +319,7 @@ def test_gif_refuses(frames: Any, fps: Any, exc: type[Exception]) -> None:
 
 def test_png_with_either_deflate(monkeypatch: pytest.MonkeyPatch) -> None:
     """The standard library's zlib and zlib-ng (when installed) write the same format."""
+    monkeypatch.setattr(media, "_isal", None)
     a = np.random.default_rng(5).integers(0, 256, (33, 20, 3), dtype=np.uint8)
     modules = [zlib]
     try:

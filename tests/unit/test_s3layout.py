@@ -1,9 +1,11 @@
 """The s3:// object layout: names, headers, sealing, sequence claims, recovery.
 
-The property test plays N nodes uploading through ``SequenceClaimer`` against
-a simulated store with S3's conditional create, interleaved one request at a
-time with a reader that follows TensorBoard's ``DirectoryWatcher`` (list,
-read the current object, move to ``min(name > current)``, never back).
+The property test plays N nodes uploading through ``TailClaimer`` against a
+simulated store with S3's conditional writes (``If-None-Match: *`` and
+``If-Match``), interleaved one request at a time with a reader that follows
+TensorBoard's ``DirectoryWatcher`` (list, read the current object from its
+offset, read it once more and move to ``min(name > current)`` when a later
+one exists, never back).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def test_prefix_and_seq_bounds() -> None:
     with pytest.raises(L.LayoutError):
         L.object_key("a", 10**12)
     with pytest.raises(L.LayoutError):
-        L.segment_tag("a/b", 1)
+        L.TailPolicy(max_writes=0)
 
 
 def test_highest_seq() -> None:
@@ -94,46 +96,92 @@ def test_split_records_keeps_records_whole() -> None:
         L.split_records(data + struct.pack("<Q", 5), 80)
 
 
-def test_claimer_lists_first_then_creates_after_highest() -> None:
-    c = L.SequenceClaimer("r")
-    assert c.next_action() == L.Action(L.Step.LIST)
-    c.on_listed([L.object_key("r", 1), L.object_key("r", 2)])
-    assert c.next_action() == L.Action(L.Step.CREATE, seq=3)
-    c.on_conflict(3)
-    assert c.next_action() == L.Action(L.Step.LIST, start_after=L.object_key("r", 3))
-    c.on_listed([L.object_key("r", 4), L.object_key("r", 5)])
-    assert c.next_action() == L.Action(L.Step.CREATE, seq=6)
-    c.on_created(6)
-    assert c.next_action() == L.Action(L.Step.CREATE, seq=7)
+def test_claimer_creates_first_object_then_appends_until_sealed() -> None:
+    c = L.TailClaimer("r", L.TailPolicy(max_writes=3, max_bytes=1000))
+    assert c.next_action(10) == L.Action(L.Step.LIST)
+    c.on_listed([])
+    a = c.next_action(10)
+    assert a == L.Action(L.Step.CREATE, seq=1, writes=1, seal=False)
+    c.on_written(a, "e1", 10)
+    a = c.next_action(10)
+    assert a == L.Action(L.Step.APPEND, seq=1, etag="e1", writes=2, seal=False)
+    c.on_written(a, "e2", 20)
+    a = c.next_action(10)
+    assert a == L.Action(L.Step.APPEND, seq=1, etag="e2", writes=3, seal=True)  # third write
+    c.on_written(a, "e3", 30)
+    assert c.next_action(10) == L.Action(L.Step.CREATE, seq=2, writes=1, seal=False)
+
+
+def test_claimer_seals_by_size_and_a_big_chunk_alone() -> None:
+    c = L.TailClaimer("r", L.TailPolicy(max_writes=9, max_bytes=100))
+    c.on_listed([])
+    assert c.next_action(100).seal  # a chunk of max_bytes starts sealed
+    a = c.next_action(40)
+    c.on_written(a, "e", 40)
+    assert c.next_action(59).seal is False
+    assert c.next_action(60).seal is True
+
+
+def test_claimer_after_conflicts() -> None:
+    c = L.TailClaimer("r", L.TailPolicy(max_writes=2))
+    c.on_listed([L.object_key("r", 1), L.object_key("r", 4)])
+    assert c.next_action(5) == L.Action(L.Step.GET, seq=4)  # the newest, to see its state
+    c.on_got(4, "x", 50, 1, sealed=False)
+    a = c.next_action(5)
+    assert a == L.Action(L.Step.APPEND, seq=4, etag="x", writes=2, seal=True)
+    c.on_conflict(a)  # someone appended first
+    assert c.next_action(5) == L.Action(L.Step.GET, seq=4)
+    c.on_got(4, "y", 60, 2, sealed=True)
+    a = c.next_action(5)
+    assert a == L.Action(L.Step.CREATE, seq=5, writes=1)
+    c.on_conflict(a)  # someone created 5
+    assert c.next_action(5) == L.Action(L.Step.LIST, start_after=L.object_key("r", 5))
+    c.on_listed([L.object_key("r", 6)])
+    assert c.next_action(5) == L.Action(L.Step.GET, seq=6)
+    c.on_missing(6)  # deleted behind our back: look again from 5
+    assert c.next_action(5) == L.Action(L.Step.LIST, start_after=L.object_key("r", 5))
     c.forget()
-    assert c.next_action() == L.Action(L.Step.LIST, start_after=L.object_key("r", 6))
-    fresh = L.SequenceClaimer("r")
-    fresh.forget()
-    assert fresh.next_action() == L.Action(L.Step.LIST)
+    assert c.next_action(5).step is L.Step.LIST
 
 
-def test_recovered() -> None:
-    assert L.recovered("n/3", [7, 8], {7: "m/1", 8: "n/3"}) == 8
-    assert L.recovered("n/3", [7, 8], {7: "m/1", 8: None}) is None
-    assert L.recovered("n/3", [], {}) is None
+def test_foreign_policy_is_respected() -> None:
+    """A node with a larger max_writes still never writes an object another sealed."""
+    c = L.TailClaimer("r", L.TailPolicy(max_writes=100))
+    c.on_listed([L.object_key("r", 1)])
+    c.on_got(1, "e", 10, writes=2, sealed=True)
+    assert c.next_action(5).step is L.Step.CREATE
+
+
+def test_landed() -> None:
+    assert L.landed(b"abc", b"abc")
+    assert not L.landed(b"abc", b"abd")
+    assert not L.landed(b"abc", None)
 
 
 # -- property: any interleaving of N nodes keeps every event visible -----------
 
 
 class Store:
-    """S3 as the layout sees it: atomic conditional create, sorted listing."""
+    """S3 as the layout sees it: conditional create and compare-and-swap, sorted listing.
+
+    An object is a list of chunk names; its ETag is a version number.
+    """
 
     def __init__(self) -> None:
-        self.objects: dict[str, str] = {}
+        self.objects: dict[str, tuple[list[str], int, int, bool]] = {}  # chunks, etag, writes
+        self.version = 0
 
-    def create(self, key: str, tag: str) -> bool:
-        if key in self.objects:
-            return False
-        # The layout's promise: a new name is above every existing name.
-        assert all(key > k for k in self.objects), (key, sorted(self.objects))
-        self.objects[key] = tag
-        return True
+    def put(self, key: str, chunks: list[str], a: L.Action) -> str | None:
+        cur = self.objects.get(key)
+        if a.step is L.Step.CREATE and cur is not None:
+            return None
+        if a.step is L.Step.APPEND and (cur is None or str(cur[1]) != a.etag):
+            return None
+        # The layout's promise: only the newest name is ever written.
+        assert all(key >= k for k in self.objects), (key, sorted(self.objects))
+        self.version += 1
+        self.objects[key] = (list(chunks), self.version, a.writes, a.seal)
+        return str(self.version)
 
     def list_after(self, start_after: str | None) -> list[str]:
         return sorted(k for k in self.objects if start_after is None or k > start_after)
@@ -142,20 +190,34 @@ class Store:
 PREFIX = "runs/r"
 
 
-def node(store: Store, name: str, segments: int) -> Iterator[None]:
-    """One node uploading ``segments`` segments; yields between requests."""
-    claimer = L.SequenceClaimer(PREFIX)
+def node(store: Store, name: str, segments: int, policy: L.TailPolicy) -> Iterator[None]:
+    """One node uploading ``segments`` chunks; yields between requests."""
+    c = L.TailClaimer(PREFIX, policy)
+    body: list[str] = []
     for j in range(segments):
+        chunk = f"{name}/{j}"
         while True:
-            act = claimer.next_action()
+            a = c.next_action(1)
             yield
-            if act.step is L.Step.LIST:
-                claimer.on_listed(store.list_after(act.start_after))
-                continue
-            if store.create(L.object_key(PREFIX, act.seq), f"{name}/{j}"):
-                claimer.on_created(act.seq)
+            key = L.object_key(PREFIX, a.seq) if a.seq else ""
+            if a.step is L.Step.LIST:
+                c.on_listed(store.list_after(a.start_after))
+            elif a.step is L.Step.GET:
+                got = store.objects.get(key)
+                if got is None:
+                    c.on_missing(a.seq)
+                else:
+                    body = list(got[0])
+                    c.on_got(a.seq, str(got[1]), len(body), got[2], got[3])
+            else:
+                new = ([] if a.step is L.Step.CREATE else body) + [chunk]
+                etag = store.put(key, new, a)
+                if etag is None:
+                    c.on_conflict(a)
+                    continue
+                body = new
+                c.on_written(a, etag, len(new))
                 break
-            claimer.on_conflict(act.seq)
 
 
 class Reader:
@@ -164,14 +226,15 @@ class Reader:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.path: str | None = None
-        self.read_in_path = False
+        self.offset = 0
         self.seen: list[str] = []
 
     def _load_current(self) -> None:
-        # Objects are immutable: a path is read whole, once.
-        if self.path is not None and not self.read_in_path:
-            self.seen.append(self.store.objects[self.path])
-            self.read_in_path = True
+        # From the byte offset reached (here: chunks), like its ranged GETs.
+        if self.path is not None:
+            chunks = self.store.objects[self.path][0]
+            self.seen.extend(chunks[self.offset :])
+            self.offset = len(chunks)
 
     def load(self) -> Iterator[None]:
         while True:
@@ -183,20 +246,24 @@ class Reader:
                 return
             yield
             self._load_current()
-            self.path, self.read_in_path = min(later), False
+            self.path, self.offset = min(later), 0
             yield
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     segments=st.lists(st.integers(0, 6), min_size=1, max_size=4),
-    schedule=st.lists(st.integers(0, 4), max_size=200),
+    max_writes=st.lists(st.integers(1, 4), min_size=4, max_size=4),
+    schedule=st.lists(st.integers(0, 4), max_size=250),
 )
 def test_any_interleaving_keeps_every_event_visible(
-    segments: list[int], schedule: list[int]
+    segments: list[int], max_writes: list[int], schedule: list[int]
 ) -> None:
     store = Store()
-    actors: list[Iterator[None] | None] = [node(store, f"n{i}", n) for i, n in enumerate(segments)]
+    actors: list[Iterator[None] | None] = [
+        node(store, f"n{i}", n, L.TailPolicy(max_writes=max_writes[i]))
+        for i, n in enumerate(segments)
+    ]
     reader = Reader(store)
     loading: Iterator[None] | None = None
     for pick in schedule:
@@ -216,17 +283,8 @@ def test_any_interleaving_keeps_every_event_visible(
     for _ in reader.load():
         pass
     expected = sorted(f"n{i}/{j}" for i, n in enumerate(segments) for j in range(n))
-    assert sorted(reader.seen) == expected  # every segment once, none hidden
+    assert sorted(reader.seen) == expected  # every chunk once, none hidden
     seqs = sorted(L.parse_seq(k, PREFIX) or 0 for k in store.objects)
     assert seqs == list(range(1, len(seqs) + 1))  # no gaps
-
-
-def test_claimer_lists_before_a_large_body() -> None:
-    c = L.SequenceClaimer("r", probe_bytes=1000)
-    c.on_listed([L.object_key("r", 2)])
-    assert c.next_action(5000) == L.Action(L.Step.CREATE, seq=3)  # just listed
-    c.on_created(3)
-    assert c.next_action(999) == L.Action(L.Step.CREATE, seq=4)  # small: try directly
-    assert c.next_action(1000) == L.Action(L.Step.LIST, start_after=L.object_key("r", 3))
-    c.on_listed([L.object_key("r", 4)])
-    assert c.next_action(1000) == L.Action(L.Step.CREATE, seq=5)
+    for chunks, _, writes, _ in store.objects.values():
+        assert len(chunks) == writes <= max(max_writes)

@@ -23,15 +23,16 @@ def test_append_seal_body_done(tmp_path: Path) -> None:
     seg = sp.seal()
     assert seg is not None and seg.id == 1 and seg.wall_us == 100_000_000
     assert sp.open_bytes == 0
-    body = sp.body(seg)
+    body = sp.header(seg) + sp.records(seg)
     assert whole_records_length(body) == len(body)
     first = event_pb2.Event.FromString(body[12 : 12 + body[0]])
     assert first.file_version == "brain.Event:2" and first.wall_time == 100.0
     assert body.endswith(rec(1) + rec(2))
-    assert sp.tag(seg) == f"{sp.node}/1"
-    sp.record_attempt(seg, 7)
-    sp.record_attempt(seg, 9)
-    assert sp.sealed()[0].attempts == (7, 9)
+    sp.record_attempt(seg, 7, 24)
+    sp.record_attempt(seg, 9, 300)
+    with open(seg.attempts_path, "a") as f:
+        f.write("11 4")  # torn: the kill came before the newline, so before the PUT
+    assert sp.sealed()[0].attempts == ((7, 24), (9, 300))
     sp.done(seg)
     assert sp.sealed() == []
     assert sorted(os.listdir(sp.dir)) == ["next", "node"]
@@ -62,7 +63,7 @@ def test_torn_tail_is_cut_and_open_segment_adopted(tmp_path: Path) -> None:
     again.append(rec(4), wall_time=6.0)
     seg = again.seal()
     assert seg is not None and seg.wall_us == 5_000_000  # the adopted file's time
-    assert again.body(seg).endswith(rec(1) + rec(2) + rec(4))
+    assert again.records(seg) == rec(1) + rec(2) + rec(4)
 
 
 def test_two_open_files_older_is_sealed_first(tmp_path: Path) -> None:
