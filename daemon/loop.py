@@ -67,6 +67,7 @@ LIVENESS_EVERY = 0.5  # seconds between checks that clients' processes live
 SCAN_EVERY = 2.0  # seconds between scans of the shm directory for orphaned rings
 SHUTDOWN_LIMIT = 30.0  # seconds a graceful shutdown may take
 RATE_WINDOW = 5.0  # seconds over which `status` reports records/s
+ENCODE_BACKLOG = 32  # array records encoding at most before the rings wait
 TICK_ROUNDS = 4  # plan/settle rounds per cycle while carrying out actions queues more
 
 
@@ -239,7 +240,11 @@ class Daemon:
                     pass
             if self.control.sock in events:
                 self.control.receive(now)
-            drained = self.rings.drain(now)
+            # Encodings far behind: leave the records in the rings (their
+            # producers wait for space, bounded) rather than hold copies of
+            # them in the heap; a finished encoding wakes the loop.
+            backlogged = self.core.jobs_outstanding >= ENCODE_BACKLOG
+            drained = False if backlogged else self.rings.drain(now)
             if now >= next_live:
                 next_live = now + LIVENESS_EVERY
                 self.rings.check_liveness(now)
@@ -261,7 +266,7 @@ class Daemon:
             if drained:
                 timeout = ACTIVE_POLL
                 continue
-            if self.rings.unread():
+            if not backlogged and self.rings.unread():
                 timeout = 0.0
                 continue
             deadlines = [next_scan]
