@@ -31,41 +31,35 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from summaryd.errors import SummarydError
+from summaryd.errors import (
+    S3AccessError,
+    S3Error,
+    S3ExtraMissingError,
+    S3UnavailableError,
+    S3UrlError,
+)
 
 from . import s3layout
 from .spool import Segment, Spool
 
 EXTRA_HINT = "pip install summaryd[s3]"
+# The errors live in summaryd.errors (the SDK raises them at construction too).
+__all__ = [
+    "EXTRA_HINT",
+    "S3AccessError",
+    "S3Error",
+    "S3ExtraMissingError",
+    "S3Store",
+    "S3UnavailableError",
+    "S3Url",
+    "S3UrlError",
+    "Uploader",
+    "endpoint_from_env",
+    "parse_s3_url",
+]
 # HTTP codes and S3 error codes that a later attempt may not meet again.
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 _TRANSIENT_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"}
-
-
-# mypy run on this file alone cannot resolve the summaryd package: the base is Any there.
-class S3Error(SummarydError):  # type: ignore[misc,unused-ignore]
-    """Base of the ``s3://`` errors; ``bucket`` and ``cause`` say where and why."""
-
-    def __init__(self, message: str, bucket: str = "", cause: str = "") -> None:
-        super().__init__(message)
-        self.bucket = bucket
-        self.cause = cause
-
-
-class S3ExtraMissingError(S3Error, ImportError):
-    """boto3 is not installed; the message names the extra that brings it."""
-
-
-class S3UrlError(S3Error, ValueError):
-    """Not a usable ``s3://bucket/prefix`` URL (also ValueError, as torch's checks raise)."""
-
-
-class S3AccessError(S3Error):
-    """The store refuses us for good: no such bucket, wrong or missing credentials."""
-
-
-class S3UnavailableError(S3Error):
-    """The store did not answer usefully (retry later; nothing is lost)."""
 
 
 class S3Url(NamedTuple):

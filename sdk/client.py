@@ -149,6 +149,10 @@ class Client:
         self._served = False  # the last look found a daemon beating in the ring
         self._orphaned = False  # it stopped since: hello to whichever daemon beats next
         self._hello_due = False  # that hello could not be sent yet (the socket was busy)
+        # Runs opened in s3:// log dirs: the ring's tail only says their records
+        # are in the daemon's spool, so flush() must ask (the daemon acknowledges
+        # once they are uploaded).
+        self.remote_runs = 0
         self._watch_due = 0.0  # wall time of the next look, for put_arrays
         self.daemons_spawned = 0
         self._zmq = zmq
@@ -427,7 +431,7 @@ class Client:
             timeout = _env_float(FLUSH_TIMEOUT, 10.0)
         with self.lock:
             pos = self.ring.head
-        if self.ring.tail >= pos and not self._hello_due:
+        if self.ring.tail >= pos and not self._hello_due and not self.remote_runs:
             return True  # the tail says every record before ``pos`` is in its file
         zmq = self._zmq
         start = time.monotonic()

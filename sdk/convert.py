@@ -198,10 +198,15 @@ def check_subrun(log_dir: str, path: str, name: str) -> None:
 
 
 def to_log_dir(log_dir: Any) -> str:
-    """A directory path; like torch, anything else is used as ``str(log_dir)``."""
-    if isinstance(log_dir, (str, os.PathLike)):
-        return os.fspath(log_dir)
-    return str(log_dir)
+    """A directory path, or an ``s3://`` URL in its canonical form; like torch,
+    anything else is used as ``str(log_dir)``.  Any other URL scheme raises
+    ``UnsupportedLogDirError`` (it would become a local directory ``gs:/...``)."""
+    path = os.fspath(log_dir) if isinstance(log_dir, (str, os.PathLike)) else str(log_dir)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    from . import remote
+
+    return remote.to_url(path) if remote.is_url(path) else path
 
 
 def to_queue_size(max_queue: Any) -> int:

@@ -20,6 +20,7 @@ The tree::
     │   │                               looks up
     │   ├── ArgumentZeroDivisionError   (also ValueError, ZeroDivisionError) torch divides by an
     │   │                               empty size
+    │   ├── UnsupportedLogDirError      (also ValueError) a log_dir URL other than s3://
     │   ├── ArgumentDecodingError       (also UnicodeDecodeError) bytes that are not UTF-8
     │   ├── (convert_plugins.SampleRateError, WaveHeaderRangeError: also wave.Error /
     │   │    struct.error, defined there so that ``import summaryd`` does not load ``wave``)
@@ -28,6 +29,11 @@ The tree::
     ├── UnsupportedFeatureError         (also NotImplementedError) a feature of the writer
     │                                   summaryd replaces that it does not offer (tensorboardX's
     │                                   Comet upload)
+    ├── S3Error                         an s3:// log dir: .bucket and .cause say where and why
+    │   ├── S3ExtraMissingError         (also ImportError) boto3 missing: pip install summaryd[s3]
+    │   ├── S3UrlError                  (also ValueError) not s3://bucket/prefix
+    │   ├── S3AccessError               no such bucket, credentials refused or missing
+    │   └── S3UnavailableError          the store did not answer (transient; retried)
     ├── DaemonUnavailableError          no daemon answered within the bound (CLI, explicit waits)
     ├── ProtocolError                   a message or ring record that does not decode
     └── RuntimeDirError                 the runtime directory is unsafe (symlink, other owner, mode)
@@ -125,6 +131,35 @@ class ProtocolError(SummarydError, ValueError):
 
 class RuntimeDirError(SummarydError, PermissionError):
     """The runtime directory is not safe to use (symlink, foreign owner, open mode)."""
+
+
+class UnsupportedLogDirError(InvalidArgumentError, ValueError):
+    """``log_dir`` is a URL whose scheme summaryd does not write (only ``s3://``)."""
+
+
+class S3Error(SummarydError):
+    """Base of the ``s3://`` errors; ``bucket`` and ``cause`` say where and why."""
+
+    def __init__(self, message: str, bucket: str = "", cause: str = "") -> None:
+        super().__init__(message)
+        self.bucket = bucket
+        self.cause = cause
+
+
+class S3ExtraMissingError(S3Error, ImportError):
+    """boto3 is not installed; the message names the extra that brings it."""
+
+
+class S3UrlError(S3Error, ValueError):
+    """Not a usable ``s3://bucket/prefix`` URL (also ValueError, as torch's checks raise)."""
+
+
+class S3AccessError(S3Error):
+    """The store refuses us for good: no such bucket, wrong or missing credentials."""
+
+
+class S3UnavailableError(S3Error):
+    """The store did not answer usefully (retry later; nothing is lost)."""
 
 
 class SummarydWarning(UserWarning):

@@ -15,7 +15,7 @@ import time
 from typing import Any, cast
 
 from . import client as _client_mod
-from . import convert, wire
+from . import convert, remote, wire
 from .client import ClientStatistics
 from .errors import ArgumentAttributeError, ArgumentTypeError
 from .file_writer import FileWriter
@@ -85,6 +85,9 @@ class SummaryWriter(MediaMethods):
         self.flush_secs = flush_secs
         self.filename_suffix = filename_suffix
         self._log_dir_str = convert.to_log_dir(log_dir)
+        if remote.is_s3(self._log_dir_str):
+            # A wrong bucket or credentials fails here, where the caller sees it.
+            remote.check(self._log_dir_str)
         self._queue = convert.to_queue_size(max_queue)
         self._flush = convert.to_flush_secs(flush_secs)
         self._suffix = convert.to_suffix(filename_suffix)
@@ -107,8 +110,12 @@ class SummaryWriter(MediaMethods):
     def _open_run(self, c: _client_mod.Client, path: str, purge_step: int | None) -> int:
         # torch creates the directory at once; scripts write their own files
         # into get_logdir() right after making the writer.
-        abspath = os.path.abspath(path)
-        os.makedirs(abspath, exist_ok=True)
+        if remote.is_s3(path):
+            abspath = path  # the daemon spools and uploads it; nothing to create here
+            c.remote_runs += 1
+        else:
+            abspath = os.path.abspath(path)
+            os.makedirs(abspath, exist_ok=True)
         wid = c.new_wid()
         c.put(
             (
@@ -263,10 +270,17 @@ class SummaryWriter(MediaMethods):
             values.append((tag, convert.to_scalar(v, f"tag_scalar_dict[{tag!r}]")))
         c = self._current()
         base = self._log_dir_str + "/" + main_tag.replace("/", "_") + "_"
+        paths = []
         for tag, _ in values:
-            convert.check_subrun(self._log_dir_str, base + tag, f"tag_scalar_dict key {tag!r}")
-        for tag, value in values:
-            path = base + tag
+            what = f"tag_scalar_dict key {tag!r}"
+            if remote.is_s3(base):
+                paths.append(
+                    remote.subrun(self._log_dir_str, base[len(self._log_dir_str) + 1 :] + tag, what)
+                )
+            else:
+                convert.check_subrun(self._log_dir_str, base + tag, what)
+                paths.append(base + tag)
+        for path, (_tag, value) in zip(paths, values, strict=True):
             wid = self._wids.get(path) or self._open_run(c, path, None)
             c.put((wire.SCALAR, wid, main_tag, value, step, wt))
 
