@@ -37,6 +37,9 @@ class Append:
     # (cid, log_dir, suffix, upto): once written, each client's records of this
     # run that start before ``upto`` are in a file (what a restarted daemon skips).
     commits: tuple[tuple[str, str, str, int], ...] = ()
+    # s3:// runs: this write's number in its run (1, 2, ...); ``Core.uploaded``
+    # reports the highest number whose records are in the bucket.
+    seq: int = 0
 
     @property
     def records(self) -> int:
@@ -120,6 +123,14 @@ class Project:
 
 
 @dataclass(frozen=True)
+class Upload:
+    """Seal and upload the ``s3://`` run's spooled records now: a client waits
+    in ``flush()`` for them.  Answered by ``Core.uploaded`` (or ``upload_failed``)."""
+
+    run_id: int
+
+
+@dataclass(frozen=True)
 class CheckAlive:
     """Does client ``cid``'s process still run?  Answer with ``Core.gone`` (after
     draining its ring) or ``Core.alive``."""
@@ -148,4 +159,5 @@ Action = (
     | Project
     | CheckAlive
     | ScanRings
+    | Upload
 )

@@ -72,9 +72,28 @@ def format_status(st: dict[str, Any]) -> str:
             f"      {r['records']} records, {r['bytes']} bytes, {r['writers']} writer(s), "
             f"last write (= flushed to the OS) {_ago(r['last_write'], now)}"
         )
-        lines.append(f"      file {r['file']}")
+        s3 = r.get("s3")
+        if s3 is not None:
+            lines.append(
+                f"      spool {s3['spool']}: {s3['backlog_bytes']} bytes in "
+                f"{s3['backlog_segments']} segment(s) not yet uploaded, "
+                f"{s3['uploaded_segments']} uploaded, {s3['overflowed_records']} dropped "
+                f"(spool full)"
+            )
+            if s3.get("last_error"):
+                lines.append(f"      UPLOAD ERROR {s3['last_error']}")
+        else:
+            lines.append(f"      file {r['file']}")
         if r.get("error"):
             lines.append(f"      ERROR {r['error']}: events wait in shared memory")
+    live = {r["s3"]["spool"] for r in st["runs"] if r.get("s3")}
+    left = [s for s in d.get("spools", ()) if s["spool"] not in live]
+    if left:
+        lines.append("")
+        lines.append(f"Spools of ended runs ({len(left)}):")
+        for s3 in left:
+            err = f"; UPLOAD ERROR {s3['last_error']}" if s3.get("last_error") else ""
+            lines.append(f"  {s3['url']}: {s3['backlog_bytes']} bytes to upload{err}")
     return "\n".join(lines)
 
 

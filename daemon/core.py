@@ -68,11 +68,13 @@ from .actions import (
     RemoveBlobs,
     RemoveRing,
     SetTail,
+    Upload,
 )
 from .arrays import decode_record
 from .batch import encode_batch
 from .lifecycle import ClientState
 from .runs import PURGE_WAIT, WRITE_CHUNK, WRITE_RETRY, Runs
+from .s3store import parse_s3_url
 from .state import DEFAULT_MAX_LATENCY, Client, OpenRec, Run
 
 NOTICE_LIMIT = 20
@@ -95,7 +97,11 @@ def parse_open(rec: list[Any]) -> OpenRec:
     _, wid, log_dir, suffix, max_queue, flush_secs, purge_step, walltime = rec
     if type(wid) is not int:
         raise ValueError(f"OPEN: writer id {wid!r} invalid")
-    if not (
+    if isinstance(log_dir, str) and log_dir.startswith("s3://"):
+        # An s3 run (``remote.py``): its canonical URL, as the SDK sends it.
+        if str(parse_s3_url(log_dir)) != log_dir or "\0" in log_dir:
+            raise ValueError(f"OPEN: s3 log_dir must be s3://bucket/prefix, got {log_dir!r}")
+    elif not (
         isinstance(log_dir, str)
         and log_dir.startswith("/")
         and "\0" not in log_dir
@@ -132,6 +138,11 @@ class Core:
         # client logs while we ask whether its first logger still lives.
         self._suspects: dict[tuple[int, Any], tuple[Run, Any, str, str]] = {}
         self._asked: set[str] = set()
+        # s3 runs: the highest Append seq in the bucket, and asked to upload, per run;
+        # the last upload error told to the run's clients.
+        self._uploaded: dict[int, int] = {}
+        self._upload_asked: dict[int, int] = {}
+        self._upload_errors: dict[int, str] = {}
         self.records_total = 0
         self.malformed_total = 0
         self.bytes_total = 0
@@ -461,11 +472,25 @@ class Core:
             if c.flushes:
                 keep = []
                 for pos, tok in c.flushes:
-                    if pos <= tail:
+                    if pos > tail:
+                        keep.append((pos, tok))
+                    elif c.uploading:
+                        # s3 runs: written means spooled; the acknowledgement
+                        # waits for the uploads of the writes made so far.
+                        c.upload_waits.append((tok, dict(c.uploading)))
+                    else:
+                        actions.append(Ack(cid, tok))
+                c.flushes = keep
+            if c.upload_waits:
+                waits = []
+                for tok, need in c.upload_waits:
+                    if self._uploads_done(need):
                         actions.append(Ack(cid, tok))
                     else:
-                        keep.append((pos, tok))
-                c.flushes = keep
+                        waits.append((tok, need))
+                c.upload_waits = waits
+                if not waits:
+                    self._uploads_done(c.uploading)  # forget what is uploaded
             if c.state is ClientState.GONE and not c.unwritten:
                 c.advance("written")
                 actions.append(RemoveRing(cid))
@@ -543,6 +568,10 @@ class Core:
         self.records_total += 1
         self._job_ids += 1
         job = self._job_ids
+        if rec[0] == wire.EMBEDDING and run.log_dir.startswith("s3://"):
+            raise ValueError(
+                f"add_embedding into {run.log_dir}: s3:// log dirs take no projector files"
+            )
         if rec[0] == wire.EMBEDDING:
             # Files, not events; the tail passes the record only once they are written.
             self._actions.append(Project(job, c.cid, run.log_dir, rec, data, blob))
@@ -574,6 +603,45 @@ class Core:
                 c.written[(k0, k1)] = upto
         self.bytes_total += sum(map(len, act.parts))
         self._runs.write_succeeded(act)
+        if act.seq:
+            # In the spool, not yet in the bucket: a flush of these clients waits.
+            for m in act.meta:
+                c = self.clients.get(m[0])
+                if c is not None:
+                    c.uploading[act.run_id] = act.seq
+
+    def uploaded(self, run_id: int, seq: int, now: float) -> None:
+        """Every ``Append`` of s3 run ``run_id`` up to ``seq`` is in the bucket:
+        flushes waiting for them may be acknowledged (``settle``)."""
+        if seq > self._uploaded.get(run_id, 0):
+            self._uploaded[run_id] = seq
+        self._upload_errors.pop(run_id, None)
+
+    def upload_failed(self, run_id: int, error: str, now: float) -> None:
+        """An upload of s3 run ``run_id`` failed (retried by the uploader): tell
+        its clients, once per distinct error."""
+        if self._upload_errors.get(run_id) == error:
+            return
+        self._upload_errors[run_id] = error
+        run = self._runs.find(run_id)
+        told = {cid for cid, _ in run.writers} if run is not None else set()
+        told |= {cid for cid, c in self.clients.items() if run_id in c.uploading}
+        for cid in sorted(told):
+            self._actions.append(Notice(cid, "warning", error))
+
+    def _uploads_done(self, need: dict[int, int]) -> bool:
+        """Whether the writes ``need`` (run_id -> seq) are all in the bucket
+        (those that are leave ``need``); else ask for their upload, once per write."""
+        done = True
+        for rid, seq in list(need.items()):
+            if self._uploaded.get(rid, 0) >= seq:
+                del need[rid]
+                continue
+            done = False
+            if self._upload_asked.get(rid, 0) < seq:
+                self._upload_asked[rid] = seq
+                self._actions.append(Upload(rid))
+        return done
 
     def _malformed(self, c: Client, exc: Exception) -> None:
         c.malformed += 1

@@ -51,12 +51,14 @@ from .actions import (
     RemoveRing,
     ScanRings,
     SetTail,
+    Upload,
 )
 from .control import Control
 from .core import DEFAULT_MAX_LATENCY, Core
 from .heartbeat import Heartbeat
 from .jobs import EncoderPool
 from .output import Output
+from .remote import Remote
 from .rings import Rings
 from .statefile import StateFile
 
@@ -97,6 +99,7 @@ class AlreadyRunning(Exception):
 class Daemon:
     # A core action's class -> the method that carries it out (filled in below the class).
     _ACTIONS: ClassVar[dict[type, Callable[[Daemon, Any, float], None]]]
+    _REMOTE_EVENTS: ClassVar[dict[str, Callable[[Core, int, Any, float], None]]]
 
     def __init__(
         self,
@@ -120,7 +123,9 @@ class Daemon:
         self.heartbeat = Heartbeat(loc, supervised=bool(os.environ.get("NOTIFY_SOCKET")))
         self.rings = Rings(loc, self.core, self.heartbeat, self.state, self._notify, self.pid)
         self.control = Control(loc, self.core, self.rings, self.status, self._stop, self.pid)
-        self.output = Output(self.core, self.host, self.pid, self._save_state)
+        # s3:// runs: spools and the uploader thread; it wakes the loop with results.
+        self.remote = Remote(self._wake)
+        self.output = Output(self.core, self.host, self.pid, self._save_state, self.remote)
         self._woken = False
         # (monotonic time, records written so far), for the rate in `status`
         self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=20)
@@ -168,6 +173,10 @@ class Daemon:
         self.poller.register(rfd, zmq.POLLIN)
         try:
             self.heartbeat.start()
+            # Spools an earlier daemon left (SIGKILL): uploaded from now on.
+            if self.remote.adopt():
+                log.info("adopted %d spool(s) with events to upload", len(self.remote.by_key))
+            self.remote.start()
             self.rings.start(time.monotonic())
             log.info(
                 "summaryd %s serving on %s (pid %d, %d ring(s) adopted)",
@@ -298,6 +307,8 @@ class Daemon:
             self.pool.wait(max(0.0, deadline - time.monotonic()))
             self._tick(time.monotonic())
         self.output.close()
+        # The last uploads (bounded); what is left waits in the spools for the next daemon.
+        self.remote.close()
         self.heartbeat.stop()  # before unmapping: it clears each ring's beat
         self.rings.close()
         self.pool.close()
@@ -313,6 +324,8 @@ class Daemon:
         ``CheckAlive``, a scan's records): their actions go out in this cycle too."""
         for job, result in self.pool.results():
             self.core.encoded(job, result, now)
+        for kind, run_id, value in self.remote.results():
+            self._REMOTE_EVENTS[kind](self.core, run_id, value, now)
         for _ in range(TICK_ROUNDS):
             self._execute(self.core.plan_writes(now), now)
             settled = self.core.settle(now)
@@ -381,6 +394,9 @@ class Daemon:
         else:
             self.rings.finish(act.cid, now)
 
+    def _upload(self, act: Upload, now: float) -> None:
+        self.remote.upload(act.run_id)
+
     def _scan_rings(self, act: ScanRings, now: float) -> None:
         # A trainer resumes: the earlier life's rings (a trainer killed before
         # its hello arrived) must be adopted and drained first.
@@ -397,6 +413,9 @@ class Daemon:
             self.rings.describe(c)
         for r in st["runs"]:
             r["file"] = self.output.path_of(r["run_id"])
+            s3 = self.remote.status_of(r["run_id"])
+            if s3 is not None:
+                r["s3"] = s3
         now = time.monotonic()
         window = [(t, n) for t, n in self._samples if now - t <= RATE_WINDOW] or [self._samples[-1]]
         rate = 0.0
@@ -415,6 +434,8 @@ class Daemon:
                 "bad_messages": self.control.bad_messages,
                 "scans": self.rings.scans,
                 "encoding": st["encoding"],
+                # Every spool, also those of runs that ended (their backlog).
+                "spools": self.remote.status(),
             },
             clients=st["clients"],
             runs=st["runs"],
@@ -444,4 +465,10 @@ Daemon._ACTIONS = {
     Project: Daemon._project,
     CheckAlive: Daemon._check_alive,
     ScanRings: Daemon._scan_rings,
+    Upload: Daemon._upload,
+}
+# What the uploader thread reports (``remote.py``) -> the core's input for it.
+Daemon._REMOTE_EVENTS = {
+    "uploaded": Core.uploaded,
+    "error": Core.upload_failed,
 }

@@ -15,6 +15,8 @@ from . import encode
 from .actions import Append, CloseFile, OpenFile, PurgeFiles
 from .core import Core
 from .files import EventFile, purge_file
+from .remote import Remote, is_remote
+from .spool import SpoolError
 
 log = logging.getLogger("summaryd")
 
@@ -26,12 +28,14 @@ class Output:
         host: str,
         pid: int,
         save_state: Callable[[dict[str, Any] | None], None],
+        remote: Remote,
     ) -> None:
         self.core = core
         self.host = host
         self.pid = pid
         # Persists the core's snapshot with the write about to happen.
         self.save_state = save_state
+        self.remote = remote  # s3:// runs: spooled and uploaded (``remote.py``)
         self.files: dict[int, EventFile] = {}
         # Runs whose event file has an open descriptor, least recently written first.
         self._open_fds: collections.OrderedDict[int, None] = collections.OrderedDict()
@@ -40,12 +44,18 @@ class Output:
 
     def open_file(self, act: OpenFile) -> None:
         try:
+            if is_remote(act.log_dir):
+                self.remote.open_run(act.run_id, act.log_dir, act.suffix)
+                return
             self.files[act.run_id] = self._create(act.run_id, act.log_dir, act.suffix)
-        except OSError as exc:
+        except (OSError, SpoolError) as exc:
             # Retried at the run's next write, which reports the failure.
             log.error("cannot create an event file in %s: %s", act.log_dir, exc)
 
     def append(self, act: Append, now: float) -> None:
+        if is_remote(act.log_dir):
+            self._append_remote(act, now)
+            return
         f = self.files.get(act.run_id)
         data = act.data
         try:
@@ -74,7 +84,31 @@ class Output:
             return
         self.core.write_succeeded(act)
 
+    def _append_remote(self, act: Append, now: float) -> None:
+        def intent(path: str, offset: int) -> None:
+            # As for a file: a restarted daemon counts the records as spooled
+            # if the spool file holds them (never spooled, hence uploaded, twice).
+            commits = [list(c) for c in act.commits]
+            self.save_state(
+                {"path": path, "offset": offset, "length": len(data), "commits": commits}
+            )
+
+        data = act.data
+        try:
+            self.remote.append(act.run_id, act.log_dir, act.suffix, act.seq, data, intent)
+        except (OSError, SpoolError) as exc:
+            self.file_errors += 1
+            log.error("spooling %s failed: %s", act.log_dir, exc)
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self.core.write_failed(act, f"spool: {why}", now)
+            return
+        # A full spool dropped the records (counted, told): they are done either way.
+        self.core.write_succeeded(act)
+
     def close_file(self, act: CloseFile) -> None:
+        if self.remote.owns(act.run_id):
+            self.remote.close_run(act.run_id)
+            return
         self._open_fds.pop(act.run_id, None)
         f = self.files.pop(act.run_id, None)
         if f is not None:
@@ -85,6 +119,11 @@ class Output:
 
     def purge(self, act: PurgeFiles) -> None:
         """Remove the purged steps from the run's closed files (never from an open one)."""
+        if is_remote(act.log_dir):
+            # Objects are never rewritten: the new life's SessionLog.START, in an
+            # object that sorts after every earlier one, makes TensorBoard's Python
+            # loader (the only one that reads s3://) drop the purged steps.
+            return
         open_paths = {f.path for f in self.files.values()}
         try:
             names = sorted(n for n in os.listdir(act.log_dir) if "tfevents" in n)

@@ -334,7 +334,11 @@ class Runs:
             else:
                 c.unwritten.pop(rid, None)
         commits = tuple((cid, run.log_dir, run.suffix, s + 1) for cid, s in last.items())
-        return [Append(rid, run.log_dir, run.suffix, parts, meta, commits)]
+        seq = 0
+        if run.remote:
+            run.appends += 1
+            seq = run.appends
+        return [Append(rid, run.log_dir, run.suffix, parts, meta, commits, seq)]
 
     def write_failed(self, act: Append, error: str, now: float) -> None:
         run = self.find(act.run_id)

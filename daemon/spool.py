@@ -178,6 +178,11 @@ class Spool:
     def open_bytes(self) -> int:
         return self._open_size
 
+    @property
+    def open_path(self) -> str | None:
+        """The open segment's file, if there is one."""
+        return None if self._open_path is None else str(self._open_path)
+
     def append(self, records: bytes, wall_time: float, sync: bool = True) -> bool:
         """Append whole framed records to the open segment (opened at
         ``wall_time`` if there is none). False, and counted, if the spool is full."""
@@ -197,6 +202,15 @@ class Spool:
                 os.fsync(f.fileno())
         self._open_size += len(records)
         return True
+
+    def ensure_open(self, wall_time: float) -> str:
+        """The open segment's file, created (empty) if there is none: the daemon
+        names it in its state file before it appends."""
+        if self._open_path is None:
+            self._open_path = self.dir / f"open-{int(wall_time * 1e6)}.rec"
+            self._open_size = 0
+            self._open_path.touch()
+        return str(self._open_path)
 
     def sync(self) -> None:
         """fsync the open segment (after appends with ``sync=False``)."""

@@ -75,6 +75,12 @@ class Run:
     # PURGE_WAIT: the rings were scanned since (``ScanRings`` done): the earlier
     # life's writers, even a trainer killed before its hello, are known.
     scanned: bool = False
+    # s3:// runs: Appends numbered (``Append.seq``) so uploads can be matched.
+    appends: int = 0
+
+    @property
+    def remote(self) -> bool:
+        return self.log_dir.startswith("s3://")
 
     def advance(self, event: str) -> None:
         self.state = next_run_state(self.state, event)
@@ -110,6 +116,11 @@ class Client:
     # (start, n) of records whose data is in the blob ``<ring>.b<n>``: removed
     # once the tail passes the record.
     blobs: list[tuple[int, int]] = field(default_factory=list)
+    # s3 runs: run_id -> the seq of the last Append holding records of this
+    # client; its flushes are acknowledged once that write is uploaded.
+    uploading: dict[int, int] = field(default_factory=dict)
+    # Flushes whose records are written, waiting for these uploads: (tok, {run_id: seq}).
+    upload_waits: list[tuple[int, dict[int, int]]] = field(default_factory=list)
 
     @property
     def gone(self) -> bool:
