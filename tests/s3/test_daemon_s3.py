@@ -108,3 +108,129 @@ def test_wrong_bucket_and_credentials_at_construction(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     with pytest.raises(S3AccessError, match="access refused"):
         SummaryWriter(f"s3://{s3server.bucket}/{s3_prefix}/other")
+
+
+def _second_node(base: Path, first: DaemonEnv) -> DaemonEnv:
+    """Another simulated node: own runtime dir, ring prefix and spool."""
+    env = dict(first.env)
+    env["SUMMARYD_RUNTIME_DIR"] = str(base / "rt2")
+    env["SUMMARYD_RING_PREFIX"] = first.ring_prefix + "n2"
+    env["SUMMARYD_SPOOL_DIR"] = str(base / "spool2")
+    return DaemonEnv(base / "rt2", first.ring_prefix + "n2", env)
+
+
+def _trainer(
+    env: dict[str, str], url: str, tag: str, n: int, delay: float
+) -> subprocess.Popen[str]:
+    env = {**env, "S3T_URL": url, "S3T_TAG": tag, "S3T_STEPS": str(n), "S3T_DELAY": str(delay)}
+    env["SUMMARYD_NO_SPAWN"] = "1"
+    return subprocess.Popen([sys.executable, str(PEER)], env=env, stdout=subprocess.PIPE, text=True)
+
+
+def test_two_nodes_one_run_live_and_after(
+    node: DaemonEnv, s3server: WeedServer, s3_prefix: str, tmp_path: Path
+) -> None:
+    node.env["SUMMARYD_S3_MAX_WRITES"] = "2"  # many objects: readers must cross them
+    node.start()
+    other = _second_node(tmp_path, node)
+    other.start()
+    url = f"s3://{s3server.bucket}/{s3_prefix}/run"
+    live = EventAccumulator(url, size_guidance={"scalars": 0})
+    try:
+        peers = [
+            _trainer(node.env, url, "node0/loss", 60, 0.05),
+            _trainer(other.env, url, "node1/loss", 60, 0.05),
+        ]
+        while any(p.poll() is None for p in peers):
+            live.Reload()  # a reader that follows the run while it grows
+            time.sleep(0.5)
+        for p in peers:
+            out, _ = p.communicate()
+            assert p.returncode == 0 and out.strip() == "done"
+        live.Reload()
+        for acc in (live, accumulate(url)):
+            assert steps(acc, "node0/loss") == list(range(60))
+            assert steps(acc, "node1/loss") == list(range(60))
+    finally:
+        other.stop()
+        for name in other.rings():
+            os.unlink(os.path.join("/dev/shm", name))
+
+
+def _status(d: DaemonEnv) -> dict[str, object]:
+    from summaryd.daemon.cli import request
+    from summaryd.paths import locations
+
+    return request(locations(d.env), {"t": "status"}, timeout=5.0)  # type: ignore[no-any-return]
+
+
+def test_daemon_sigkill_spool_uploaded_once(
+    node: DaemonEnv, s3server: WeedServer, s3_prefix: str
+) -> None:
+    node.env["SUMMARYD_S3_SEAL_SECS"] = "600"  # records stay in the spool until the kill
+    node.start()
+    url = f"s3://{s3server.bucket}/{s3_prefix}/run"
+    w = SummaryWriter(url)
+    for i in range(100):
+        w.add_scalar("loss", float(i), i)
+
+    def spooled() -> bool:
+        runs = _status(node)["runs"]
+        return any(r.get("s3", {}).get("backlog_bytes", 0) > 0 for r in runs)  # type: ignore[union-attr, attr-defined]
+
+    wait_until(spooled)
+    node.stop(signal.SIGKILL)
+    for i in range(100, 200):
+        w.add_scalar("loss", float(i), i)  # into the ring: no daemon runs
+    node.env["SUMMARYD_S3_SEAL_SECS"] = "1"
+    node.start()
+    w.close()
+    assert steps(accumulate(url), "loss") == list(range(200))
+
+
+def test_store_down_nothing_lost_never_blocks(
+    node: DaemonEnv, s3server: WeedServer, s3_prefix: str
+) -> None:
+    node.start()
+    url = f"s3://{s3server.bucket}/{s3_prefix}/run"
+    w = SummaryWriter(url)
+    w.add_scalar("loss", 0.0, 0)
+    w.flush()
+    s3server.stop()
+    try:
+        slowest = 0.0
+        for i in range(1, 200):
+            t = time.perf_counter()
+            w.add_scalar("loss", float(i), i)
+            slowest = max(slowest, time.perf_counter() - t)
+            time.sleep(0.01)
+
+        def failing() -> bool:
+            runs = _status(node)["runs"]
+            s3 = [r["s3"] for r in runs if "s3" in r]  # type: ignore[union-attr, index, operator]
+            return bool(s3) and bool(s3[0]["last_error"]) and s3[0]["backlog_bytes"] > 0
+
+        wait_until(failing, timeout=30.0)
+        assert slowest < 0.1
+    finally:
+        s3server.start()
+    wait_until(lambda: len(steps(accumulate(url), "loss")) == 200, timeout=60.0)
+    with pytest.warns(Warning):  # the daemon's notice about the failed uploads
+        w.close()
+    assert steps(accumulate(url), "loss") == list(range(200))
+
+
+def test_resume_with_purge_step(node: DaemonEnv, s3server: WeedServer, s3_prefix: str) -> None:
+    node.start()
+    url = f"s3://{s3server.bucket}/{s3_prefix}/run"
+    with SummaryWriter(url) as w:
+        for i in range(10):
+            w.add_scalar("loss", float(i), i)
+    with SummaryWriter(url, purge_step=5) as w:
+        for i in range(5, 8):
+            w.add_scalar("loss", 100.0 + i, i)
+    acc = accumulate(url)
+    assert [(e.step, e.value) for e in acc.Scalars("loss")] == [
+        *((i, float(i)) for i in range(5)),
+        *((i, 100.0 + i) for i in range(5, 8)),
+    ]
