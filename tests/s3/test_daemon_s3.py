@@ -234,3 +234,32 @@ def test_resume_with_purge_step(node: DaemonEnv, s3server: WeedServer, s3_prefix
         *((i, float(i)) for i in range(5)),
         *((i, 100.0 + i) for i in range(5, 8)),
     ]
+
+
+def test_tensorboard_server_shows_s3_run(
+    node: DaemonEnv, s3server: WeedServer, s3_prefix: str, tmp_path: Path
+) -> None:
+    from ..integration.test_tensorboard_server import Server
+
+    node.start()
+    url = f"s3://{s3server.bucket}/{s3_prefix}"
+    with SummaryWriter(url + "/run") as w:
+        for i in range(20):
+            w.add_scalar("loss", float(i), i)
+    # `S3_ENDPOINT=... tensorboard --logdir s3://... --load_fast=false` (the
+    # fast loader does not read s3://); 127.0.0.1 only, stopped by PID.
+    server = Server("s3", url, False, tmp_path / "tb.log")  # type: ignore[arg-type]
+    try:
+        server.wait_answering(time.monotonic() + 60)
+
+        def shown() -> bool:
+            try:
+                pts = server.json("/data/plugin/scalars/scalars", {"run": "run", "tag": "loss"})
+            except AssertionError:
+                return False  # the run is not loaded yet
+            return [p[1] for p in pts] == list(range(20))
+
+        wait_until(shown, timeout=60.0)
+    finally:
+        server.terminate()
+        server.reap()
