@@ -205,6 +205,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ]
         if args.idle_exit is not None:
             cmd += ["--idle-exit", str(args.idle_exit)]
+        if args.encoders is not None:
+            cmd += ["--encoders", str(args.encoders)]
         from summaryd.paths import ensure_runtime_dir
         from summaryd.spawn import daemon_environment
 
@@ -247,7 +249,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if latency is None:
         latency = DEFAULT_MAX_LATENCY
     latency = max(0.0, latency)  # 0: every event is written the moment it is drained
-    daemon = Daemon(loc, idle_exit=idle, max_latency=latency, lock_fd=args.lock_fd)
+    encoders = args.encoders
+    if encoders is None and os.environ.get("SUMMARYD_ENCODERS"):
+        encoders = int(os.environ["SUMMARYD_ENCODERS"])
+    daemon = Daemon(
+        loc, idle_exit=idle, max_latency=latency, lock_fd=args.lock_fd, encoders=encoders
+    )
     try:
         return daemon.serve()
     except AlreadyRunning:
@@ -342,6 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SECS",
         help="longest an event waits before it is written (env SUMMARYD_MAX_LATENCY, default 1)",
+    )
+    s.add_argument(
+        "--encoders",
+        type=int,
+        default=None,
+        metavar="N",
+        help="encoder processes for images, histograms, audio, video (env SUMMARYD_ENCODERS; "
+        "default min(4, CPUs), 1 CPU: 0; 0 = encode in the daemon)",
     )
     s.add_argument(
         "--log-level",

@@ -414,8 +414,10 @@ class Core:
 
     @property
     def queued(self) -> bool:
-        """Whether inputs fed while actions were carried out queued new ones."""
-        return bool(self._actions)
+        """Whether planning again now has work: inputs fed while actions were
+        carried out queued new ones, or a file that just closed lets a resumed
+        life start."""
+        return bool(self._actions) or self._runs.startable()
 
     # -- outputs -----------------------------------------------------------
 

@@ -108,8 +108,10 @@ class Daemon:
         idle_exit: float | None = None,
         max_latency: float = DEFAULT_MAX_LATENCY,
         lock_fd: int | None = None,
+        encoders: int | None = None,
     ) -> None:
         self.loc = loc
+        self.encoders = encoders  # worker processes (None: the pool's default)
         self.idle_exit = idle_exit
         self.lock_fd = lock_fd
         self.host = pysocket.gethostname()
@@ -163,7 +165,7 @@ class Daemon:
         sock = self.control.bind(self.ctx)
         rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._wake_r, self._wake_w = rfd, wfd
-        self.pool = EncoderPool(wake=self._wake)
+        self.pool = EncoderPool(self.encoders, wake=self._wake)
         old_fd = signal.set_wakeup_fd(wfd)
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         # A file-size limit must fail the write (EFBIG), not kill the daemon.
@@ -434,6 +436,7 @@ class Daemon:
                 "bad_messages": self.control.bad_messages,
                 "scans": self.rings.scans,
                 "encoding": st["encoding"],
+                "encoders": self.pool.worker_pids(),
                 # Every spool, also those of runs that ended (their backlog).
                 "spools": self.remote.status(),
             },

@@ -209,9 +209,9 @@ class Runs:
         return run.idle_since is not None
 
     def end(self, run: Run, now: float) -> None:
-        """Write what it holds and close its file, or, while slots are still
-        encoding, once they are written (``settle``).  A run whose file waits
-        for a purge is started first."""
+        """Write what it holds; its file closes (``settle``) once every slot is
+        encoded and written, never before a write is known to have worked.  A
+        run whose file waits for a purge is started first."""
         if run.state is R.PURGE_WAIT:
             self._start(run, now)
         run.advance("end")
@@ -221,11 +221,6 @@ class Runs:
         if run not in self.detached:
             self.detached.append(run)
         self.outbox.extend(self.write(run, now))
-        if not run.pending:
-            # Closed right behind its last write: a purge or a new file that
-            # follows must find it closed.
-            self.outbox.append(CloseFile(run.run_id))
-            run.file_closed = True
 
     def end_all(self, now: float) -> None:
         for run in self.all():
@@ -242,16 +237,19 @@ class Runs:
                 and self._still_idle(run, now)
             ):
                 self.end(run, now)
-            elif run.state is R.PURGE_WAIT and (
-                run.scanned
-                and (
-                    run.predecessor is None
-                    or run.predecessor.state is R.CLOSED
-                    or run.predecessor.file_closed
-                )
-                or now >= run.purge_deadline
-            ):
+            elif run.state is R.PURGE_WAIT and (self._may_start(run) or now >= run.purge_deadline):
                 self._start(run, now)
+
+    def startable(self) -> bool:
+        """Whether a resumed life may start at the next plan."""
+        return any(r.state is R.PURGE_WAIT and self._may_start(r) for r in self.by_key.values())
+
+    @staticmethod
+    def _may_start(run: Run) -> bool:
+        """A resumed life knows its past (rings scanned) and the earlier life's
+        file is closed (its last write done): the purge may rewrite it."""
+        old = run.predecessor
+        return run.scanned and (old is None or old.state is R.CLOSED)
 
     def scanned(self) -> None:
         """Every ring was adopted and drained: resumed lives know their past."""
@@ -352,7 +350,6 @@ class Runs:
         run.records_written -= act.records
         run.bytes_written -= sum(map(len, act.parts))
         run.retry_at = now + WRITE_RETRY
-        run.file_closed = False  # the retry's file is closed once it is written
         rid = run.run_id
         first = {m[0]: m[1] for m in reversed(act.meta)}
         for cid, pos in first.items():
@@ -387,8 +384,7 @@ class Runs:
             if run.state is R.CLOSING and not run.pending:
                 run.advance("closed")
                 self.detached.remove(run)
-                if not run.file_closed:
-                    actions.append(CloseFile(run.run_id))
+                actions.append(CloseFile(run.run_id))
         return actions
 
     def deadlines(self) -> list[float]:
@@ -401,7 +397,11 @@ class Runs:
             # at ``purge_deadline`` (or with an input), never at its latency.
             if r.pending and r.pending[0] is not None and r.state is not R.PURGE_WAIT
         ]
-        due += [r.purge_deadline for r in self.by_key.values() if r.state is R.PURGE_WAIT]
+        due += [
+            r.opened_at if self._may_start(r) else r.purge_deadline
+            for r in self.by_key.values()
+            if r.state is R.PURGE_WAIT
+        ]
         due += [
             r.idle_since + self.linger for r in self.by_key.values() if r.idle_since is not None
         ]

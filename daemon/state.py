@@ -59,9 +59,6 @@ class Run:
     # ``retry_at``; ``error`` is what clients were told.
     retry_at: float = 0.0
     error: str | None = None
-    # CLOSING: its CloseFile went out with its last write (a retry of that
-    # write after a failure opens a file again, closed once written).
-    file_closed: bool = False
     # tag -> the client that logs it; tags reported as logged by two clients
     tags: dict[Any, str] = field(default_factory=dict)
     shared_tags: set[Any] = field(default_factory=set)
