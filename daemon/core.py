@@ -43,6 +43,10 @@ are known, and once the earlier life is closed (or ``PURGE_WAIT`` seconds
 passed) its files are purged of the steps the new life logs again and the new
 life's file opens.
 
+*Uploads.*  For a client writing an ``s3://`` run, written means spooled: its
+flush is acknowledged once the uploader reports the writes it covers in the
+bucket (``uploads.py``).
+
 *Isolation.*  A record that does not decode or validate is skipped, counted
 and reported to its client (at most ``NOTICE_LIMIT`` notices per client); it
 never raises out of the core.
@@ -50,7 +54,6 @@ never raises out of the core.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -58,7 +61,6 @@ from summaryd import wire
 
 from . import encode
 from .actions import (
-    Ack,
     Action,
     Append,
     CheckAlive,
@@ -68,14 +70,13 @@ from .actions import (
     RemoveBlobs,
     RemoveRing,
     SetTail,
-    Upload,
 )
 from .arrays import decode_record
 from .batch import encode_batch
 from .lifecycle import ClientState
 from .runs import PURGE_WAIT, WRITE_CHUNK, WRITE_RETRY, Runs
-from .s3store import parse_s3_url
-from .state import DEFAULT_MAX_LATENCY, Client, OpenRec, Run
+from .state import DEFAULT_MAX_LATENCY, Client, Run, parse_open
+from .uploads import Uploads
 
 NOTICE_LIMIT = 20
 DEFAULT_LINGER = 5.0
@@ -90,33 +91,6 @@ __all__ = [
     "Core",
     "parse_open",
 ]
-
-
-def parse_open(rec: list[Any]) -> OpenRec:
-    """An OPEN record's fields, checked (a client's bytes are never trusted)."""
-    _, wid, log_dir, suffix, max_queue, flush_secs, purge_step, walltime = rec
-    if type(wid) is not int:
-        raise ValueError(f"OPEN: writer id {wid!r} invalid")
-    if isinstance(log_dir, str) and log_dir.startswith("s3://"):
-        # An s3 run (``remote.py``): its canonical URL, as the SDK sends it.
-        if str(parse_s3_url(log_dir)) != log_dir or "\0" in log_dir:
-            raise ValueError(f"OPEN: s3 log_dir must be s3://bucket/prefix, got {log_dir!r}")
-    elif not (
-        isinstance(log_dir, str)
-        and log_dir.startswith("/")
-        and "\0" not in log_dir
-        and os.path.normpath(log_dir) == log_dir
-    ):
-        raise ValueError(f"OPEN: log_dir must be a normalised absolute path, got {log_dir!r}")
-    if not isinstance(suffix, str) or "/" in suffix or "\0" in suffix:
-        raise ValueError(f"OPEN: invalid filename_suffix {suffix!r}")
-    if type(max_queue) is not int or not isinstance(flush_secs, (int, float)):
-        raise ValueError("OPEN: max_queue must be int and flush_secs a number")
-    if purge_step is not None and (
-        type(purge_step) is not int or not -(1 << 63) <= purge_step < (1 << 63)
-    ):
-        raise ValueError("OPEN: purge_step must be an int64 or nil")
-    return OpenRec(wid, log_dir, suffix, max_queue, float(flush_secs), purge_step, float(walltime))
 
 
 class Core:
@@ -138,11 +112,8 @@ class Core:
         # client logs while we ask whether its first logger still lives.
         self._suspects: dict[tuple[int, Any], tuple[Run, Any, str, str]] = {}
         self._asked: set[str] = set()
-        # s3 runs: the highest Append seq in the bucket, and asked to upload, per run;
-        # the last upload error told to the run's clients.
-        self._uploaded: dict[int, int] = {}
-        self._upload_asked: dict[int, int] = {}
-        self._upload_errors: dict[int, str] = {}
+        # s3 runs: flush acknowledgements held until the bucket has their writes.
+        self._uploads = Uploads(self.clients, self._actions, self._runs.find)
         self.records_total = 0
         self.malformed_total = 0
         self.bytes_total = 0
@@ -476,23 +447,10 @@ class Core:
                 for pos, tok in c.flushes:
                     if pos > tail:
                         keep.append((pos, tok))
-                    elif c.uploading:
-                        # s3 runs: written means spooled; the acknowledgement
-                        # waits for the uploads of the writes made so far.
-                        c.upload_waits.append((tok, dict(c.uploading)))
-                    else:
-                        actions.append(Ack(cid, tok))
+                    else:  # written; s3 runs: held until uploaded (``uploads.py``)
+                        actions.extend(self._uploads.written(c, tok))
                 c.flushes = keep
-            if c.upload_waits:
-                waits = []
-                for tok, need in c.upload_waits:
-                    if self._uploads_done(need):
-                        actions.append(Ack(cid, tok))
-                    else:
-                        waits.append((tok, need))
-                c.upload_waits = waits
-                if not waits:
-                    self._uploads_done(c.uploading)  # forget what is uploaded
+            actions.extend(self._uploads.release(c))
             if c.state is ClientState.GONE and not c.unwritten:
                 c.advance("written")
                 actions.append(RemoveRing(cid))
@@ -605,45 +563,18 @@ class Core:
                 c.written[(k0, k1)] = upto
         self.bytes_total += sum(map(len, act.parts))
         self._runs.write_succeeded(act)
-        if act.seq:
-            # In the spool, not yet in the bucket: a flush of these clients waits.
-            for m in act.meta:
-                c = self.clients.get(m[0])
-                if c is not None:
-                    c.uploading[act.run_id] = act.seq
+        if act.seq:  # in the spool, not yet in the bucket: a flush of these clients waits
+            self._uploads.spooled(act)
 
     def uploaded(self, run_id: int, seq: int, now: float) -> None:
         """Every ``Append`` of s3 run ``run_id`` up to ``seq`` is in the bucket:
         flushes waiting for them may be acknowledged (``settle``)."""
-        if seq > self._uploaded.get(run_id, 0):
-            self._uploaded[run_id] = seq
-        self._upload_errors.pop(run_id, None)
+        self._uploads.uploaded(run_id, seq)
 
     def upload_failed(self, run_id: int, error: str, now: float) -> None:
         """An upload of s3 run ``run_id`` failed (retried by the uploader): tell
         its clients, once per distinct error."""
-        if self._upload_errors.get(run_id) == error:
-            return
-        self._upload_errors[run_id] = error
-        run = self._runs.find(run_id)
-        told = {cid for cid, _ in run.writers} if run is not None else set()
-        told |= {cid for cid, c in self.clients.items() if run_id in c.uploading}
-        for cid in sorted(told):
-            self._actions.append(Notice(cid, "warning", error))
-
-    def _uploads_done(self, need: dict[int, int]) -> bool:
-        """Whether the writes ``need`` (run_id -> seq) are all in the bucket
-        (those that are leave ``need``); else ask for their upload, once per write."""
-        done = True
-        for rid, seq in list(need.items()):
-            if self._uploaded.get(rid, 0) >= seq:
-                del need[rid]
-                continue
-            done = False
-            if self._upload_asked.get(rid, 0) < seq:
-                self._upload_asked[rid] = seq
-                self._actions.append(Upload(rid))
-        return done
+        self._uploads.failed(run_id, error)
 
     def _malformed(self, c: Client, exc: Exception) -> None:
         c.malformed += 1

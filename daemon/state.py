@@ -1,19 +1,22 @@
 """What the core knows of each run and each client (plain records, no behaviour
-beyond their lifecycle step; the rules live in ``core.py`` and ``lifecycle.py``)."""
+beyond their lifecycle step and the check of an OPEN record's fields; the rules
+live in ``core.py``, ``runs.py``, ``uploads.py`` and ``lifecycle.py``)."""
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .lifecycle import ClientState, RunState, next_client_state, next_run_state
+from .s3store import parse_s3_url
 
 DEFAULT_MAX_LATENCY = 1.0
 
 
 class OpenRec(NamedTuple):
-    """An OPEN ring record's fields (``wire.py``), validated by ``core.parse_open``."""
+    """An OPEN ring record's fields (``wire.py``), validated by ``parse_open``."""
 
     wid: int
     log_dir: str
@@ -28,6 +31,33 @@ class OpenRec(NamedTuple):
         from summaryd import wire
 
         return [wire.OPEN, *self]
+
+
+def parse_open(rec: list[Any]) -> OpenRec:
+    """An OPEN record's fields, checked (a client's bytes are never trusted)."""
+    _, wid, log_dir, suffix, max_queue, flush_secs, purge_step, walltime = rec
+    if type(wid) is not int:
+        raise ValueError(f"OPEN: writer id {wid!r} invalid")
+    if isinstance(log_dir, str) and log_dir.startswith("s3://"):
+        # An s3 run (``remote.py``): its canonical URL, as the SDK sends it.
+        if str(parse_s3_url(log_dir)) != log_dir or "\0" in log_dir:
+            raise ValueError(f"OPEN: s3 log_dir must be s3://bucket/prefix, got {log_dir!r}")
+    elif not (
+        isinstance(log_dir, str)
+        and log_dir.startswith("/")
+        and "\0" not in log_dir
+        and os.path.normpath(log_dir) == log_dir
+    ):
+        raise ValueError(f"OPEN: log_dir must be a normalised absolute path, got {log_dir!r}")
+    if not isinstance(suffix, str) or "/" in suffix or "\0" in suffix:
+        raise ValueError(f"OPEN: invalid filename_suffix {suffix!r}")
+    if type(max_queue) is not int or not isinstance(flush_secs, (int, float)):
+        raise ValueError("OPEN: max_queue must be int and flush_secs a number")
+    if purge_step is not None and (
+        type(purge_step) is not int or not -(1 << 63) <= purge_step < (1 << 63)
+    ):
+        raise ValueError("OPEN: purge_step must be an int64 or nil")
+    return OpenRec(wid, log_dir, suffix, max_queue, float(flush_secs), purge_step, float(walltime))
 
 
 @dataclass(eq=False)
