@@ -1,4 +1,4 @@
-"""The boto3 edge of ``s3://`` runs: URLs, the client, one segment's upload.
+"""The boto3 edge of ``s3://`` runs: one bucket's calls, one segment's upload.
 
 Everything that talks to the store is here; the decisions (names, sealing,
 which number to claim, whether a crashed upload landed) are in
@@ -6,15 +6,11 @@ which number to claim, whether a crashed upload landed) are in
 keeps a socket of ours: the daemon's loop calls :meth:`Uploader.upload_ready`
 when a segment is sealed or a retry is due.
 
+The URL, the endpoint and credentials (the standard places), the boto3
+client and what an error means are the SDK's (``summaryd.remote``), which
+checks the bucket at writer construction with them: one definition each.
 boto3 is optional (``pip install summaryd[s3]``): it is imported on first
-use of an ``s3://`` URL, so importing this module costs nothing without it,
-and the error then names the extra.
-
-Configuration comes from the standard places, as TensorBoard and the AWS
-CLI take it: the endpoint from ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``
-(boto3 >= 1.28) or ``S3_ENDPOINT`` (TensorBoard's variable; it must be set
-for TensorBoard to read a non-AWS store anyway), credentials and region from
-boto3's own chain (environment, profiles, instance roles).
+use of an ``s3://`` URL, and the error then names the extra.
 
 Errors: :class:`S3AccessError` is permanent (no such bucket, refused
 credentials, no credentials at all) and names the bucket and cause;
@@ -29,7 +25,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from summaryd.errors import (
     S3AccessError,
@@ -38,12 +34,21 @@ from summaryd.errors import (
     S3UnavailableError,
     S3UrlError,
 )
+from summaryd.remote import (
+    EXTRA_HINT,
+    S3Url,
+    boto,
+    classify,
+    endpoint_from_env,
+    parse_s3_url,
+    s3_client,
+)
 
 from . import s3layout
 from .spool import Segment, Spool
 
-EXTRA_HINT = "pip install summaryd[s3]"
-# The errors live in summaryd.errors (the SDK raises them at construction too).
+# The errors live in summaryd.errors, the URL and client in summaryd.remote (the SDK
+# raises them and checks the bucket at construction too); re-exported for the daemon.
 __all__ = [
     "EXTRA_HINT",
     "S3AccessError",
@@ -57,59 +62,6 @@ __all__ = [
     "endpoint_from_env",
     "parse_s3_url",
 ]
-# HTTP codes and S3 error codes that a later attempt may not meet again.
-_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-_TRANSIENT_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"}
-
-
-class S3Url(NamedTuple):
-    bucket: str
-    prefix: str  # no leading or trailing slash; "" for the bucket's root
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-
-
-def parse_s3_url(url: str) -> S3Url:
-    """Split and check ``s3://bucket/prefix`` (bucket rules of S3: 3-63 of a-z 0-9 . -)."""
-    if not isinstance(url, str) or not url.startswith("s3://"):
-        raise S3UrlError(f"log_dir {url!r}: expected s3://bucket/prefix")
-    rest = url[len("s3://") :]
-    bucket, _, prefix = rest.partition("/")
-    ok = 3 <= len(bucket) <= 63 and all(c.islower() or c.isdigit() or c in ".-" for c in bucket)
-    if not ok or not bucket[0].isalnum() or not bucket[-1].isalnum():
-        raise S3UrlError(
-            f"log_dir {url!r}: bucket {bucket!r} is not a valid S3 bucket name "
-            "(3-63 characters: lower-case letters, digits, '.', '-')",
-            bucket=bucket,
-        )
-    prefix = prefix.strip("/")
-    try:
-        s3layout.run_prefix(prefix)
-    except s3layout.LayoutError as e:
-        raise S3UrlError(f"log_dir {url!r}: {e}", bucket=bucket) from None
-    return S3Url(bucket, prefix)
-
-
-def endpoint_from_env(env: Mapping[str, str] | None = None) -> str | None:
-    """The endpoint URL to use, or None for AWS itself."""
-    env = os.environ if env is None else env
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "S3_ENDPOINT"):
-        if env.get(name):
-            return env[name]
-    return None
-
-
-def _boto() -> tuple[Any, Any, Any]:
-    try:
-        import boto3
-        import botocore.config
-        import botocore.exceptions
-    except ImportError as e:
-        raise S3ExtraMissingError(
-            f"s3:// log dirs need boto3: {EXTRA_HINT} ({e})", cause="boto3 missing"
-        ) from None
-    return boto3, botocore.config, botocore.exceptions
 
 
 @dataclass(frozen=True)
@@ -148,25 +100,14 @@ class S3Store:
         timeout: float = 30.0,
     ) -> None:
         self.url = parse_s3_url(url) if isinstance(url, str) else url
-        _, config, self._exc = _boto()
+        self._exc = boto()[2]
         self.retry = retry
         self._sleep = sleep
-        if client is None:
-            boto3 = _boto()[0]
-            # Retries are ours (with the spool's attempt record in between);
-            # botocore's would re-send a conditional PUT we cannot account for.
-            cfg = config.Config(
-                retries={"max_attempts": 1, "mode": "standard"},
-                connect_timeout=min(timeout, 5.0),
-                read_timeout=timeout,
-            )
-            client = boto3.session.Session().client(
-                "s3", endpoint_url=endpoint_from_env(env), config=cfg
-            )
-        self.client = client
+        # Retries are ours (``retry``, with the spool's attempt record in between).
+        self.client = s3_client(env, timeout, attempts=1) if client is None else client
         self._requests = self._bytes = self._conflicts = self._retries = self._refused = 0
         self._last_error: str | None = None
-        client.meta.events.register("before-send.s3", self._count)
+        self.client.meta.events.register("before-send.s3", self._count)
 
     def _count(self, request: Any, **_: Any) -> None:
         self._requests += 1
@@ -192,38 +133,7 @@ class S3Store:
     # -- errors ---------------------------------------------------------------
 
     def _classify(self, e: Exception) -> S3Error:
-        b = self.url.bucket
-        exc = self._exc
-        if isinstance(e, exc.NoCredentialsError):
-            return S3AccessError(
-                f"{self.url}: no credentials found (set AWS_ACCESS_KEY_ID/"
-                "AWS_SECRET_ACCESS_KEY or a profile)",
-                b,
-                "no credentials",
-            )
-        if isinstance(e, exc.ClientError):
-            err = e.response.get("Error", {})
-            code = str(err.get("Code", ""))
-            status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-            if status in _TRANSIENT_STATUS or code in _TRANSIENT_CODES:
-                return S3UnavailableError(f"{self.url}: {status} {code}", b, code)
-            if code in ("NoSuchBucket",) or (status == 404 and code in ("404", "NotFound")):
-                return S3AccessError(f"bucket {b!r} does not exist ({code})", b, "no such bucket")
-            if status in (401, 403) or code in (
-                "InvalidAccessKeyId",
-                "SignatureDoesNotMatch",
-                "AccessDenied",
-            ):
-                return S3AccessError(
-                    f"bucket {b!r}: access refused ({status} {code}): check the "
-                    "credentials and their rights on this bucket",
-                    b,
-                    code or str(status),
-                )
-            return S3AccessError(f"bucket {b!r}: {status} {code} {err.get('Message', '')}", b, code)
-        if isinstance(e, exc.BotoCoreError | OSError):
-            return S3UnavailableError(f"{self.url}: {type(e).__name__}: {e}", b, type(e).__name__)
-        raise e
+        return classify(e, self.url)
 
     def _call(self, fn: Callable[..., Any], passthrough: int = 0, **kw: Any) -> Any:
         """``fn(**kw)`` with backoff on transient errors; a ClientError with

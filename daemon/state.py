@@ -9,8 +9,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from summaryd.remote import parse_s3_url
+
 from .lifecycle import ClientState, RunState, next_client_state, next_run_state
-from .s3store import parse_s3_url
 
 DEFAULT_MAX_LATENCY = 1.0
 

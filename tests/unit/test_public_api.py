@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import summaryd
 from summaryd import SummaryWriter
@@ -82,9 +84,28 @@ def test_import_is_light() -> None:
         "numpy",
         "zmq",
         "google.protobuf",
+        "boto3",
+        "botocore",
     ):
         assert heavy not in loaded, f"importing summaryd loads {heavy}"
     assert result["seconds"] < 1.0  # generous bound; the benchmark reports the real figure
+
+
+def test_sdk_never_imports_the_daemon() -> None:
+    """One-way imports: the daemon may use SDK modules (wire, limits, remote),
+    never the reverse, not even lazily inside a function."""
+    for path in sorted(Path(summaryd.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                parts = ["summaryd"] * (node.level > 0) + [node.module or ""]
+                base = ".".join(p for p in parts if p)
+                names = [base] + [f"{base}.{a.name}" for a in node.names]
+            else:
+                continue
+            bad = [n for n in names if n == "summaryd.daemon" or n.startswith("summaryd.daemon.")]
+            assert not bad, f"{path.name}:{node.lineno} imports {bad[0]}"
 
 
 def test_signatures_match_torch() -> None:
