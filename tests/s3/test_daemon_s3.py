@@ -9,19 +9,23 @@ spool dir), stopped by PID.
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from summaryd import SummaryWriter
-from summaryd.errors import S3AccessError, UnsupportedLogDirError
+from summaryd import SummaryWriter, client
+from summaryd.errors import DaemonNoticeWarning, S3AccessError, UnsupportedLogDirError
 
 from ..conftest import DaemonEnv, isolated_env
 from ..s3server import WeedServer
@@ -263,3 +267,63 @@ def test_tensorboard_server_shows_s3_run(
     finally:
         server.terminate()
         server.reap()
+
+
+def _dead_endpoint() -> str:
+    """An address nothing listens on (a port just freed): uploads are refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_spool_overflow_is_a_counted_warning_and_in_status(
+    node: DaemonEnv, s3server: WeedServer, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The trainer's own check reaches weed; the daemon's store never answers.
+    node.env["AWS_ENDPOINT_URL_S3"] = _dead_endpoint()
+    node.env["SUMMARYD_SPOOL_MAX_BYTES"] = "4096"
+    node.start()
+    url = f"s3://{s3server.bucket}/{s3_prefix}/run"
+    w = SummaryWriter(url)
+    full = re.compile(r"spool of .* is full \(4096 bytes, SUMMARYD_SPOOL_MAX_BYTES\): (\d+) record")
+    told: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        deadline = time.monotonic() + 30.0
+        i = 0
+        while not told and time.monotonic() < deadline:
+            w.add_scalar("loss", float(i), i)  # notices arrive on the logging path
+            i += 1
+            time.sleep(0.005)
+            told = [str(m.message) for m in caught if full.search(str(m.message))]
+    assert told, [str(m.message) for m in caught]
+    assert all(issubclass(m.category, DaemonNoticeWarning) for m in caught)
+    assert len(told) == 1  # once per overflow, not once per dropped write
+    m = full.search(told[0])
+    assert m is not None and int(m.group(1)) > 0  # counted
+
+    def s3_status() -> dict[str, Any]:
+        [s3] = [r["s3"] for r in _status(node)["runs"] if "s3" in r]  # type: ignore[union-attr, index, operator]
+        return s3  # type: ignore[no-any-return]
+
+    wait_until(lambda: s3_status()["last_error"])  # the first upload's retries are over
+    s3 = s3_status()
+    assert s3["overflowed_records"] >= int(m.group(1))
+    assert 0 < s3["backlog_bytes"] <= 4096
+    out = subprocess.run(
+        [sys.executable, "-m", "summaryd.daemon", "status"],
+        env=node.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    assert re.search(r"[1-9]\d* dropped \(spool full\)", out), out
+    assert "UPLOAD ERROR" in out
+
+    # Nothing can reach the store: close() and the client's last flush give up
+    # after their timeout, with a warning (a flush returns once uploaded).
+    monkeypatch.setenv("SUMMARYD_FLUSH_TIMEOUT", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w.close()
+        client.shutdown_client(1.0)
