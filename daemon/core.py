@@ -448,6 +448,10 @@ class Core:
     def settle(self, now: float) -> list[Action]:
         """Files to close, tails to publish, flushes to acknowledge, rings to
         remove (after the writes)."""
+        if self._actions:
+            # Inputs fed while the last plan was carried out queued writes not
+            # done yet: no tail, ack or close may pass them.  Plan again first.
+            return []
         actions = self._runs.settle()
         for cid, c in list(self.clients.items()):
             tail = min(c.unwritten.values()) if c.unwritten else c.drained
