@@ -404,9 +404,9 @@ class Core:
     @property
     def queued(self) -> bool:
         """Whether planning again now has work: inputs fed while actions were
-        carried out queued new ones, or a file that just closed lets a resumed
-        life start."""
-        return bool(self._actions) or self._runs.startable()
+        carried out queued new ones, a write waited for one that is now done,
+        or a file that just closed lets a resumed life start."""
+        return bool(self._actions) or self._runs.replan or self._runs.startable()
 
     # -- outputs -----------------------------------------------------------
 
