@@ -386,9 +386,9 @@ class Core:
     @property
     def queued(self) -> bool:
         """Whether planning again now has work: inputs fed while actions were
-        carried out queued new ones, or a file that just closed lets a resumed
-        life start."""
-        return bool(self._actions) or self._runs.startable()
+        carried out queued new ones, a write waited for one that is now done,
+        or a file that just closed lets a resumed life start."""
+        return bool(self._actions) or self._runs.replan or self._runs.startable()
 
     # -- outputs -----------------------------------------------------------
 
@@ -430,6 +430,10 @@ class Core:
     def settle(self, now: float) -> list[Action]:
         """Files to close, tails to publish, flushes to acknowledge, rings to
         remove (after the writes)."""
+        if self._actions:
+            # Inputs fed while the last plan was carried out queued writes not
+            # done yet: no tail, ack or close may pass them.  Plan again first.
+            return []
         actions = self._runs.settle()
         for cid, c in list(self.clients.items()):
             tail = min(c.unwritten.values()) if c.unwritten else c.drained

@@ -277,6 +277,9 @@ class Daemon:
             if drained:
                 timeout = ACTIVE_POLL
                 continue
+            if self.core.queued:  # its own actions made more work due
+                timeout = 0.0
+                continue
             if not backlogged and self.rings.unread():
                 timeout = 0.0
                 continue
@@ -308,6 +311,7 @@ class Daemon:
         while self.core.jobs_outstanding and time.monotonic() < deadline:
             self.pool.wait(max(0.0, deadline - time.monotonic()))
             self._tick(time.monotonic())
+        self._tick(time.monotonic())  # the closes that the last writes allow
         self.output.close()
         # The last uploads (bounded); what is left waits in the spools for the next daemon.
         self.remote.close()

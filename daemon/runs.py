@@ -36,6 +36,8 @@ class Runs:
         self.by_key: dict[tuple[str, str], Run] = {}
         self.detached: list[Run] = []
         self._ids = 0
+        # A write was held back behind one not yet done: plan again once it is.
+        self.replan = False
 
     def all(self) -> list[Run]:
         return [*self.by_key.values(), *self.detached]
@@ -267,6 +269,7 @@ class Runs:
 
     def plan(self, now: float, forced: set[int]) -> list[Action]:
         """The writes that are due (``forced``: runs a flush or a full ring needs now)."""
+        self.replan = False
         actions: list[Action] = []
         for run in self.all():
             if not run.pending or run.retry_at > now:
@@ -303,6 +306,9 @@ class Runs:
 
     def write(self, run: Run, now: float) -> list[Action]:
         """The filled front of the run's list, as one ``Append``."""
+        if run.inflight and run.pending:
+            self.replan = True  # one write at a time: the next one once this is done
+            return []
         if not run.pending or run.state is R.PURGE_WAIT:  # no file yet: waits for the purge
             return []
         k = run.pending.index(None) if run.encoding else len(run.pending)
@@ -336,12 +342,14 @@ class Runs:
         if run.remote:
             run.appends += 1
             seq = run.appends
+        run.inflight = True
         return [Append(rid, run.log_dir, run.suffix, parts, meta, commits, seq)]
 
     def write_failed(self, act: Append, error: str, now: float) -> None:
         run = self.find(act.run_id)
         if run is None:
             return
+        run.inflight = False
         k = len(act.parts)
         run.pending[:0] = act.parts
         run.meta[:0] = act.meta
@@ -376,6 +384,7 @@ class Runs:
         run = self.find(act.run_id)
         if run is not None:
             run.error = None
+            run.inflight = False
 
     def settle(self) -> list[Action]:
         """Close the files of ended runs whose every slot is written."""

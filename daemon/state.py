@@ -90,6 +90,10 @@ class Run:
     # ``retry_at``; ``error`` is what clients were told.
     retry_at: float = 0.0
     error: str | None = None
+    # An Append of this run is out and not yet reported written or failed: no
+    # second one until it is (were the first to fail after the second was
+    # written, the file would hold the run's records out of order).
+    inflight: bool = False
     # tag -> the client that logs it; tags reported as logged by two clients
     tags: dict[Any, str] = field(default_factory=dict)
     shared_tags: set[Any] = field(default_factory=set)

@@ -693,15 +693,15 @@ class CoreMachine(RuleBasedStateMachine):
         acts = self.core.tick(self.now)
         self._check(acts)
         self._plan_checked(acts)
+        while self.core.queued:  # as the loop: a tick's own actions made more work due
+            more = self.core.tick(self.now)
+            self._check(more)
+            self._plan_checked(more)
         late = {(cid, tok) for cid, tok in due if tok not in self.clients[cid].acked}
         assert not late, f"flushes not acknowledged at once: {late}"
         for cid in pressed:
             c = self.clients[cid]
             assert c.removed or c.tail == c.drained, "pressure left the tail behind"
-        while self.core.queued:  # as the loop: a tick's own actions made more work due
-            more = self.core.tick(self.now)
-            self._check(more)
-            self._plan_checked(more)
         deadline = self.core.next_deadline()
         assert deadline is None or deadline > self.now, "a due write was left pending"
         self._answer()
