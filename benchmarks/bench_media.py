@@ -221,6 +221,34 @@ def make_writer(kind: str, log_dir: str) -> tuple[Any, Callable[[], None]]:
     return w, settle
 
 
+def tree_cpu(proc: Any) -> float:
+    """CPU seconds of the daemon and its live encoder processes (psutil counts a
+    child's CPU in its parent's only once the child is reaped)."""
+    import psutil
+
+    total = 0.0
+    for q in [proc, *proc.children(recursive=True)]:
+        try:
+            t = q.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
+def tree_rss(proc: Any) -> int:
+    """Resident bytes of the daemon and its encoder processes."""
+    import psutil
+
+    total = 0
+    for q in [proc, *proc.children(recursive=True)]:
+        try:
+            total += q.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def _pct(v: list[float], q: float) -> float:
     s = sorted(v)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -275,7 +303,7 @@ def _time_case(
     wall: list[float] = []
     cpu: list[float] = []
     cpu_bg: list[float] = []
-    d0 = daemon.cpu_times() if daemon else None
+    d0 = tree_cpu(daemon) if daemon else None
     t_start = pc()
     while True:
         call = prepare(name, w, inp, step[0])
@@ -293,7 +321,7 @@ def _time_case(
         n = len(wall)
         if n >= a.max_reps or (n >= a.min_reps and pc() - t_start > a.budget_s):
             break
-    d1 = daemon.cpu_times() if daemon else None
+    d1 = tree_cpu(daemon) if daemon else None
     # Back-to-back: the same number of calls with nothing in between (a figure is
     # still made before each, untimed): the call now also meets the previous calls'
     # work (torch's writer thread holding the GIL, a full queue, a full ring).
@@ -331,7 +359,7 @@ def _time_case(
         "b2b_sustained": t_b / n * ms,
     }
     if d0 is not None and d1 is not None:
-        out["daemon_cpu_ms"] = (d1.user + d1.system - d0.user - d0.system) / n * ms
+        out["daemon_cpu_ms"] = (d1 - d0) / n * ms
     return out
 
 
@@ -605,16 +633,14 @@ def run_keepup(
                 raise RuntimeError(f"keep-up worker not ready:\n{err.read()[-3000:]}")
         # Daemon CPU from barrier release until every writer's close() was acknowledged,
         # sampled every 0.5 s for its utilisation (cores busy) over the run.
-        cpu = dproc.cpu_times()
-        d_cpu0 = cpu.user + cpu.system
+        d_cpu0 = tree_cpu(dproc)
         t0 = time.monotonic()
         os.close(wfd)
         wfd = -1
         samples = [(t0, d_cpu0)]
         while any(p.poll() is None for p in workers):
             time.sleep(0.5)  # sampling interval, not a barrier
-            cpu = dproc.cpu_times()
-            samples.append((time.monotonic(), cpu.user + cpu.system))
+            samples.append((time.monotonic(), tree_cpu(dproc)))
         results = []
         for p, err in zip(workers, errs, strict=True):
             out = p.stdout.read() if p.stdout else ""
@@ -623,9 +649,8 @@ def run_keepup(
                 raise RuntimeError(f"keep-up worker failed ({p.returncode}):\n{err.read()[-3000:]}")
             results.append(_parse_result(out, f"keepup {variant}"))
         t_end = max(r["t_end"] for r in results)
-        cpu = dproc.cpu_times()
-        d_cpu1 = cpu.user + cpu.system
-        daemon_rss = dproc.memory_info().rss
+        d_cpu1 = tree_cpu(dproc)
+        daemon_rss = tree_rss(dproc)
     finally:
         for fd in (rfd, wfd):
             if fd >= 0:
@@ -729,7 +754,7 @@ def report_calls(calls: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
         "each followed by an untimed settle: its events written)",
         "    wall = perf_counter, CPU = process_time, around the call only; bg CPU = process "
         "CPU from the call to the end of the settle (torch's/tensorboardX's writer thread);",
-        "    daemon CPU = the summaryd daemon's CPU per call",
+        "    daemon CPU = the summaryd daemon's CPU per call, its encoder processes included",
         "",
     ]
     rows = []
@@ -925,7 +950,7 @@ def report_keepup(keep: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
                 "daemon CPU s",
                 "daemon CPU ms/record",
                 "daemon cores mean/max",
-                "daemon RSS MiB",
+                "daemon RSS MiB (with encoders)",
                 "read back",
                 "missing / dup",
                 "event file MiB",

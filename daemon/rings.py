@@ -225,10 +225,15 @@ class Rings:
         """One batch from every ring; whether any had records."""
         any_records = False
         for a in list(self.attached.values()):
-            if self.usable(a) and self._read(a, now):
+            if not self.usable(a):
+                continue
+            if self._read(a, now):
                 any_records = True
-                if a.ring.head - a.ring.tail > a.ring.capacity // 2:
-                    self.core.pressure(a.cid)
+            # Checked every cycle, not only when records came: a half-full ring
+            # whose records wait for their encodings must be written the
+            # moment those come back, not at the latency deadline.
+            if a.ring.head - a.ring.tail > a.ring.capacity // 2:
+                self.core.pressure(a.cid)
         return any_records
 
     def unread(self) -> bool:
