@@ -52,15 +52,10 @@ class Tally:
     bytes: int = 0
 
     def hook(self, request: Any, **_: Any) -> None:
+        from summaryd.daemon.s3store import request_body_bytes
+
         self.requests += 1
-        body = request.body
-        if isinstance(body, bytes | bytearray):
-            self.bytes += len(body)
-        elif body is not None and hasattr(body, "seek"):
-            pos = body.tell()
-            body.seek(0, os.SEEK_END)
-            self.bytes += body.tell() - pos
-            body.seek(pos)
+        self.bytes += request_body_bytes(request)
 
 
 def workloads(n_scalars: int, scalar_flush: int, n_images: int, image_flush: int) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import fcntl
 import logging
 import os
 import signal
@@ -33,7 +32,7 @@ import threadpoolctl
 import zmq
 
 from summaryd import __version__, wire
-from summaryd.paths import Locations, ensure_runtime_dir
+from summaryd.paths import Locations, ensure_runtime_dir, try_lock
 
 from . import notify
 from .actions import (
@@ -138,12 +137,9 @@ class Daemon:
     def _lock(self) -> None:
         ensure_runtime_dir(self.loc.runtime_dir)
         if self.lock_fd is None:
-            fd = os.open(self.loc.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise AlreadyRunning(self.loc.runtime_dir) from None
+            fd = try_lock(self.loc.lock_path)
+            if fd is None:
+                raise AlreadyRunning(self.loc.runtime_dir)
             self.lock_fd = fd
         else:
             os.set_inheritable(self.lock_fd, False)

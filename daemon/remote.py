@@ -41,7 +41,6 @@ attempt before its PUT and the state file says which ring records are spooled.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -56,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from summaryd.errors import S3AccessError, S3Error, S3UnavailableError
+from summaryd.paths import try_lock
 
 from .s3layout import SealPolicy, TailPolicy
 from .spool import DEFAULT_MAX_BYTES, Spool, SpoolError
@@ -154,13 +154,7 @@ class Remote:
     # -- spools ----------------------------------------------------------------
 
     def _lock_dir(self, d: Path) -> int | None:
-        fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return fd
+        return try_lock(str(d / "lock"))
 
     def _take(self, url: str, suffix: str) -> RemoteRun:
         """The spool of ``(url, suffix)``: ours already, or one we can lock."""

@@ -86,6 +86,21 @@ class RetryPolicy:
         return float(min(self.max_delay, self.first_delay * 2**attempt))
 
 
+def request_body_bytes(request: Any) -> int:
+    """Bytes of a botocore request's body (for a ``before-send`` hook that counts
+    what is sent); a file-like body is measured without being consumed."""
+    body = request.body
+    if isinstance(body, bytes | bytearray):
+        return len(body)
+    if body is not None and hasattr(body, "seek"):
+        pos = body.tell()
+        body.seek(0, os.SEEK_END)
+        n = int(body.tell() - pos)
+        body.seek(pos)
+        return n
+    return 0
+
+
 class S3Store:
     """One bucket and prefix, through one boto3 client."""
 
@@ -111,14 +126,7 @@ class S3Store:
 
     def _count(self, request: Any, **_: Any) -> None:
         self._requests += 1
-        body = request.body
-        if isinstance(body, bytes | bytearray):
-            self._bytes += len(body)
-        elif body is not None and hasattr(body, "seek"):
-            pos = body.tell()
-            body.seek(0, os.SEEK_END)
-            self._bytes += body.tell() - pos
-            body.seek(pos)
+        self._bytes += request_body_bytes(request)
 
     def statistics(self) -> StoreStatistics:
         return StoreStatistics(

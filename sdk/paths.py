@@ -15,6 +15,7 @@ environment.  Everything here is cheap: it runs in every logging process.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 from collections.abc import Mapping
@@ -152,3 +153,15 @@ def process_start_ticks(pid: int) -> int | None:
 def process_alive(pid: int, start_ticks: int) -> bool:
     """True if the process ``pid`` that started at ``start_ticks`` still runs."""
     return process_start_ticks(pid) == start_ticks
+
+
+def try_lock(path: str) -> int | None:
+    """An fd holding an exclusive ``flock`` on ``path`` (created 0600), or None
+    if another process holds it.  Whoever holds the fd holds the lock."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

@@ -22,14 +22,13 @@ disabled without a clean stop) it spawns as usual.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
 import threading
 import time
 
-from .paths import Locations, ensure_runtime_dir
+from .paths import Locations, ensure_runtime_dir, try_lock
 
 # A trainer run as a Type=notify service must not have its daemon talk to
 # the trainer's unit (READY, STOPPING, MAINPID would be taken as the trainer's).
@@ -60,13 +59,7 @@ def spawning_allowed() -> bool:
 
 def _try_lock(loc: Locations) -> int | None:
     """The locked fd of ``daemon.lock`` if no daemon holds it, else None."""
-    fd = os.open(loc.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+    return try_lock(loc.lock_path)
 
 
 def daemon_running(loc: Locations) -> bool:
