@@ -154,7 +154,8 @@ class Remote:
     # -- spools ----------------------------------------------------------------
 
     def _lock_dir(self, d: Path) -> int | None:
-        return try_lock(str(d / "lock"))
+        fd: int | None = try_lock(str(d / "lock"))
+        return fd
 
     def _take(self, url: str, suffix: str) -> RemoteRun:
         """The spool of ``(url, suffix)``: ours already, or one we can lock."""
