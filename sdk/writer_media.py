@@ -297,9 +297,9 @@ class MediaMethods:
             weights: Optional weights of the elements.
             walltime: Optional override of the default walltime (``time.time()``).
         """
-        from . import convert_numeric
+        from . import convert_pr
 
-        payload = convert_numeric.pr_curve(labels, predictions, num_thresholds, weights)
+        payload = convert_pr.pr_curve(labels, predictions, num_thresholds, weights)
         self._put_arrays(wire.PR_CURVE, tag, global_step, walltime, payload)
 
     def add_pr_curve_raw(
@@ -331,9 +331,9 @@ class MediaMethods:
             weights: Unused, as in torch.
             walltime: Optional override of the default walltime (``time.time()``).
         """
-        from . import convert_numeric
+        from . import convert_pr
 
-        payload = convert_numeric.pr_curve_raw(
+        payload = convert_pr.pr_curve_raw(
             true_positive_counts,
             false_positive_counts,
             true_negative_counts,

@@ -33,6 +33,7 @@ from summaryd import (
     convert_image,
     convert_numeric,
     convert_plugins,
+    convert_pr,
     wire,
 )
 from summaryd.arrays import array_parts
@@ -75,10 +76,10 @@ def _samples() -> list[tuple[int, dict[str, Any], list[np.ndarray]]]:
         ),
         (wire.VIDEO, convert_image.video(z((1, 2, 3, 4, 4)), 4)),
         (wire.AUDIO, convert_plugins.audio(z((1, 64)), 8000)),
-        (wire.PR_CURVE, convert_numeric.pr_curve(np.array([0, 1]), np.array([0.2, 0.8]), 7, None)),
+        (wire.PR_CURVE, convert_pr.pr_curve(np.array([0, 1]), np.array([0.2, 0.8]), 7, None)),
         (
             wire.PR_CURVE_RAW,
-            convert_numeric.pr_curve_raw(*[np.arange(3)] * 4, np.ones(3), np.ones(3), 3, None),
+            convert_pr.pr_curve_raw(*[np.arange(3)] * 4, np.ones(3), np.ones(3), 3, None),
         ),
         (wire.CUSTOM_SCALARS, convert_plugins.custom_scalars({"c": {"t": ["Multiline", ["x"]]}})),
         (wire.MESH, convert_plugins.mesh(z((1, 3, 3)), None, None, None)),

@@ -22,7 +22,7 @@ import pytest
 import torch
 from torch.utils.tensorboard import SummaryWriter as TorchWriter
 
-from summaryd import convert_numeric
+from summaryd import convert_numeric, convert_pr
 from summaryd.errors import InvalidArgumentError
 
 
@@ -273,19 +273,19 @@ def test_pr_curve_bad_input_like_torch(name: str, tw: TorchWriter) -> None:
     labels, preds, nt, weights, arg = BAD_PR_CURVES[name]
     assert_like_torch(
         lambda: tw.add_pr_curve("t", labels, preds, num_thresholds=nt, weights=weights),
-        lambda: convert_numeric.pr_curve(labels, preds, nt, weights),
+        lambda: convert_pr.pr_curve(labels, preds, nt, weights),
         arg,
     )
 
 
 def test_pr_curve_params() -> None:
-    params, arrays = convert_numeric.pr_curve(_L, _P.astype(np.float32), 500, 2)
+    params, arrays = convert_pr.pr_curve(_L, _P.astype(np.float32), 500, 2)
     assert params == {"num_thresholds": 127, "nt_dtype": None, "weights": 2.0}
     assert len(arrays) == 2 and np.shares_memory(arrays[1], arrays[1])
-    params, arrays = convert_numeric.pr_curve(_L, _P, np.int32(9), np.ones(4))
+    params, arrays = convert_pr.pr_curve(_L, _P, np.int32(9), np.ones(4))
     assert params == {"num_thresholds": 9, "nt_dtype": "int32", "weights": None}
     assert len(arrays) == 3
-    params, _ = convert_numeric.pr_curve(
+    params, _ = convert_pr.pr_curve(
         np.array(["1", "0", "1", "1"]), np.array([0.5, 1, 2, 3], object), 200.0, None
     )
     assert params["num_thresholds"] == 127 and params["nt_dtype"] is None
@@ -324,13 +324,13 @@ def test_pr_curve_raw_bad_input_like_torch(name: str, tw: TorchWriter) -> None:
     counts, nt, arg = BAD_PR_CURVE_RAW[name]
     assert_like_torch(
         lambda: tw.add_pr_curve_raw("t", *counts, num_thresholds=nt),
-        lambda: convert_numeric.pr_curve_raw(*counts, nt, None),
+        lambda: convert_pr.pr_curve_raw(*counts, nt, None),
         arg,
     )
 
 
 def test_pr_curve_raw_params() -> None:
-    params, arrays = convert_numeric.pr_curve_raw(*_six(np.ones((2, 3))), 10**9, "ignored")
+    params, arrays = convert_pr.pr_curve_raw(*_six(np.ones((2, 3))), 10**9, "ignored")
     assert params == {"num_thresholds": 127, "length": 2}
     assert [a.shape for a in arrays] == [(6,)] * 6
 

@@ -35,7 +35,7 @@ from torch.utils.tensorboard import SummaryWriter as TorchWriter
 from torch.utils.tensorboard import summary as torch_summary
 from torch.utils.tensorboard._convert_np import make_np
 
-from summaryd import convert_numeric, limits
+from summaryd import convert_numeric, convert_pr, limits
 from summaryd.daemon import buckets, encode_numeric
 from summaryd.proto import summary_pb2
 
@@ -73,8 +73,10 @@ def through_ring(payload: tuple[dict[str, Any], list[np.ndarray]]) -> tuple[dict
 
 
 def ours(kind: str, *args: Any) -> Any:
-    """convert_numeric.<kind> in the trainer, then encode_numeric.<kind> in the daemon."""
-    params, arrays = through_ring(getattr(convert_numeric, kind)(*args))
+    """convert_numeric.<kind> (convert_pr for PR curves) in the trainer, then
+    encode_numeric.<kind> in the daemon."""
+    convert = convert_pr if kind.startswith("pr_curve") else convert_numeric
+    params, arrays = through_ring(getattr(convert, kind)(*args))
     out = getattr(encode_numeric, kind)(TAG, params, arrays)
     assert len(out) == 1 and isinstance(out[0], summary_pb2.Summary)
     return out[0]
