@@ -47,6 +47,7 @@ from typing import Any
 
 from bench_scalars import _fmt, _table, machine  # beside this script
 from isolated_daemon import IsolatedDaemon
+from machine import tree_cpu, tree_rss
 
 HERE = Path(__file__).resolve()
 WRITERS = ("summaryd", "torch", "tensorboardX")
@@ -219,34 +220,6 @@ def make_writer(kind: str, log_dir: str) -> tuple[Any, Callable[[], None]]:
         w.flush()
 
     return w, settle
-
-
-def tree_cpu(proc: Any) -> float:
-    """CPU seconds of the daemon and its live encoder processes (psutil counts a
-    child's CPU in its parent's only once the child is reaped)."""
-    import psutil
-
-    total = 0.0
-    for q in [proc, *proc.children(recursive=True)]:
-        try:
-            t = q.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += t.user + t.system
-    return total
-
-
-def tree_rss(proc: Any) -> int:
-    """Resident bytes of the daemon and its encoder processes."""
-    import psutil
-
-    total = 0
-    for q in [proc, *proc.children(recursive=True)]:
-        try:
-            total += q.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total
 
 
 def _pct(v: list[float], q: float) -> float:

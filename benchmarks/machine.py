@@ -10,6 +10,7 @@ import os
 import platform
 import subprocess
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,3 +40,31 @@ def describe(modules: tuple[str, ...]) -> str:
         f"{rev}{platform.machine()}, {os.cpu_count()} cores, load {load}; "
         f"Python {platform.python_version()}, {vers}"
     )
+
+
+def tree_cpu(proc: Any) -> float:
+    """CPU seconds of a daemon (a ``psutil.Process``) and its live encoder
+    processes (psutil counts a child's CPU in its parent's only once reaped)."""
+    import psutil
+
+    total = 0.0
+    for q in [proc, *proc.children(recursive=True)]:
+        try:
+            t = q.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
+def tree_rss(proc: Any) -> int:
+    """Resident bytes of the daemon and its encoder processes."""
+    import psutil
+
+    total = 0
+    for q in [proc, *proc.children(recursive=True)]:
+        try:
+            total += q.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from isolated_daemon import IsolatedDaemon  # beside this script
+from machine import tree_rss
 
 TRAINER = """
 import os, sys, time
@@ -46,19 +47,6 @@ print(step)
 """
 
 
-def tree_rss(pid: int) -> int:
-    import psutil
-
-    p = psutil.Process(pid)
-    total = 0
-    for q in [p, *p.children(recursive=True)]:
-        try:
-            total += q.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -69,7 +57,9 @@ def main() -> int:
     d = IsolatedDaemon(tmp, "sdrss-" + secrets.token_hex(4))
     procs: list[subprocess.Popen[str]] = []
     try:
-        pid = d.start()
+        import psutil
+
+        daemon_proc = psutil.Process(d.start())
         end = time.time() + a.minutes * 60
         procs = [
             subprocess.Popen(
@@ -83,7 +73,7 @@ def main() -> int:
         samples: list[tuple[float, int]] = []
         t0 = time.monotonic()
         while any(p.poll() is None for p in procs):
-            samples.append((time.monotonic() - t0, tree_rss(pid)))
+            samples.append((time.monotonic() - t0, tree_rss(daemon_proc)))
             print(f"{samples[-1][0]:7.0f} s  {samples[-1][1] / 2**20:7.1f} MiB", flush=True)
             time.sleep(10)  # sampling period, not a barrier
         steps = [int((p.stdout.read() if p.stdout else "0").strip() or 0) for p in procs]
