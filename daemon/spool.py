@@ -32,7 +32,11 @@ Why each step is crash-safe (SIGKILL at any instruction):
 
 Bounded: :attr:`Spool.max_bytes` counts open and sealed bytes; an append
 that would pass it is dropped whole and counted in ``overflowed_records``
-(the daemon turns that into a counted warning for the trainer).
+(the daemon turns that into a counted warning for the trainer).  The daemon's
+loop appends while its uploader thread seals and forgets segments: the count
+changes with the files under one lock, so the bound is checked against the
+bytes the spool holds at that moment (never a segment already forgotten, nor
+one not yet counted).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import re
 import secrets
 import socket
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +141,9 @@ class Spool:
         self._open_path: Path | None = None
         self._open_size = 0
         self._sealed_bytes = 0
+        # Held while the files and the counts above change together (appends on
+        # the daemon's loop, seal and done on its uploader thread).
+        self._lock = threading.Lock()
         self._recover()
 
     # -- opening ----------------------------------------------------------
@@ -188,29 +196,31 @@ class Spool:
         ``wall_time`` if there is none). False, and counted, if the spool is full."""
         if not records:
             return True
-        if self._open_size + self._sealed_bytes + len(records) > self.max_bytes:
-            self.overflowed_records += _count_records(records)
-            self.overflowed_bytes += len(records)
-            return False
-        if self._open_path is None:
-            self._open_path = self.dir / f"open-{int(wall_time * 1e6)}.rec"
-            self._open_size = 0
-        with open(self._open_path, "ab") as f:
-            f.write(records)
-            if sync:
-                f.flush()
-                os.fsync(f.fileno())
-        self._open_size += len(records)
-        return True
+        with self._lock:
+            if self._open_size + self._sealed_bytes + len(records) > self.max_bytes:
+                self.overflowed_records += _count_records(records)
+                self.overflowed_bytes += len(records)
+                return False
+            if self._open_path is None:
+                self._open_path = self.dir / f"open-{int(wall_time * 1e6)}.rec"
+                self._open_size = 0
+            with open(self._open_path, "ab") as f:
+                f.write(records)
+                if sync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            self._open_size += len(records)
+            return True
 
     def ensure_open(self, wall_time: float) -> str:
         """The open segment's file, created (empty) if there is none: the daemon
         names it in its state file before it appends."""
-        if self._open_path is None:
-            self._open_path = self.dir / f"open-{int(wall_time * 1e6)}.rec"
-            self._open_size = 0
-            self._open_path.touch()
-        return str(self._open_path)
+        with self._lock:
+            if self._open_path is None:
+                self._open_path = self.dir / f"open-{int(wall_time * 1e6)}.rec"
+                self._open_size = 0
+                self._open_path.touch()
+            return str(self._open_path)
 
     def sync(self) -> None:
         """fsync the open segment (after appends with ``sync=False``)."""
@@ -223,20 +233,21 @@ class Spool:
 
     def seal(self) -> Segment | None:
         """Turn the open segment into a sealed one (None if it is empty)."""
-        if self._open_path is None or self._open_size == 0:
-            return None
-        m = _OPEN_RE.match(self._open_path.name)
-        wall_us = int(m.group(1)) if m else 0
-        counter = self.dir / "next"
-        seg_id = int(counter.read_text()) if counter.exists() else 1
-        _write_atomic(counter, str(seg_id + 1).encode())
-        dest = self.dir / f"seg-{seg_id:012d}-{wall_us}.rec"
-        os.rename(self._open_path, dest)
-        _fsync_dir(self.dir)
-        self._sealed_bytes += self._open_size
-        seg = Segment(seg_id, wall_us, dest, self._open_size, ())
-        self._open_path, self._open_size = None, 0
-        return seg
+        with self._lock:
+            if self._open_path is None or self._open_size == 0:
+                return None
+            m = _OPEN_RE.match(self._open_path.name)
+            wall_us = int(m.group(1)) if m else 0
+            counter = self.dir / "next"
+            seg_id = int(counter.read_text()) if counter.exists() else 1
+            _write_atomic(counter, str(seg_id + 1).encode())
+            dest = self.dir / f"seg-{seg_id:012d}-{wall_us}.rec"
+            os.rename(self._open_path, dest)
+            _fsync_dir(self.dir)
+            self._sealed_bytes += self._open_size
+            seg = Segment(seg_id, wall_us, dest, self._open_size, ())
+            self._open_path, self._open_size = None, 0
+            return seg
 
     # -- uploading ----------------------------------------------------------
 
@@ -280,12 +291,13 @@ class Spool:
             os.fsync(f.fileno())
 
     def done(self, seg: Segment) -> None:
-        """``seg`` is in the store: forget it."""
-        try:
-            os.unlink(seg.path)
-            self._sealed_bytes -= seg.size
-        except FileNotFoundError:
-            pass
+        """``seg`` is in the store: forget it (its bytes leave the bound with its file)."""
+        with self._lock:
+            try:
+                os.unlink(seg.path)
+                self._sealed_bytes -= seg.size
+            except FileNotFoundError:
+                pass
         try:
             os.unlink(seg.attempts_path)
         except FileNotFoundError:
@@ -294,7 +306,7 @@ class Spool:
     def statistics(self) -> SpoolStatistics:
         segs = self.sealed()
         return SpoolStatistics(
-            open_bytes=self._open_size,
+            open_bytes=self.open_bytes,
             sealed_segments=len(segs),
             sealed_bytes=sum(s.size for s in segs),
             overflowed_records=self.overflowed_records,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
+import pytest
 from tensorboard.compat.proto import event_pb2
 
+from summaryd.daemon import spool as spool_mod
 from summaryd.daemon.spool import Spool
 from summaryd.daemon.tfrecord import frame, whole_records_length
 
@@ -97,3 +100,44 @@ def test_bounded_with_overflow_counter(tmp_path: Path) -> None:
     assert (st.sealed_segments, st.sealed_bytes, st.open_bytes) == (1, 2 * len(r), len(r))
     sp.done(sp.sealed()[0])
     assert sp.append(r + r, wall_time=1.0)  # room again once uploaded
+
+
+def test_bound_is_exact_while_the_uploader_forgets_a_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop appends while the uploader thread is inside ``done``: the append
+    is decided on the bytes the spool holds, not on a count that still holds the
+    segment whose file is already gone (the bound off by a segment)."""
+    r = rec(1)
+    sp = Spool(tmp_path, max_bytes=2 * len(r))
+    assert sp.append(r + r, wall_time=1.0)
+    seg = sp.seal()
+    assert seg is not None
+    removed, resume = threading.Event(), threading.Event()
+    real_unlink = os.unlink
+
+    def unlink(path: object, *args: object, **kw: object) -> None:
+        real_unlink(path, *args, **kw)  # type: ignore[arg-type]
+        if threading.current_thread() is uploader and str(path) == str(seg.path):
+            removed.set()  # the segment's file is gone; its count not yet
+            assert resume.wait(30)
+
+    monkeypatch.setattr(spool_mod.os, "unlink", unlink)
+    uploader = threading.Thread(target=sp.done, args=(seg,))
+    uploader.start()
+    try:
+        assert removed.wait(30)
+        result: list[bool] = []
+        appender = threading.Thread(target=lambda: result.append(sp.append(r + r, 2.0)))
+        appender.start()
+        # The append must not be decided in this window: a spool that let it
+        # through now would have judged it on the stale count (and dropped it).
+        appender.join(0.5)
+    finally:
+        resume.set()
+        uploader.join(30)
+    appender.join(30)
+    assert result == [True]  # the forgotten segment's room was there
+    st = sp.statistics()
+    assert (st.open_bytes, st.sealed_bytes, st.overflowed_records) == (2 * len(r), 0, 0)
+    assert not sp.append(r, wall_time=3.0)  # and the bound still holds, exactly
