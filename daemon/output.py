@@ -8,15 +8,18 @@ import logging
 import os
 import resource
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 from . import encode
 from .actions import Append, CloseFile, OpenFile, PurgeFiles
 from .core import Core
-from .files import EventFile, purge_file
+from .eventfile import EventFile, is_live
+from .files import purge_file
 from .remote import Remote, is_remote
 from .spool import SpoolError
+from .statefile import HEAD_BYTES
 
 log = logging.getLogger("summaryd")
 
@@ -65,15 +68,7 @@ class Output:
                 f = self.files[act.run_id] = self._create(act.run_id, act.log_dir, act.suffix)
             elif f.fd is None:
                 self._make_room()
-            self.save_state(
-                {
-                    "path": f.path,
-                    "offset": f.bytes,
-                    "length": len(data),
-                    "commits": [list(c) for c in act.commits],
-                }
-            )
-            f.append(data)
+            f.append(data, self._intent(act))
             self._open_fds[act.run_id] = None
             self._open_fds.move_to_end(act.run_id)
         except OSError as exc:
@@ -84,18 +79,34 @@ class Output:
             return
         self.core.write_succeeded(act)
 
-    def _append_remote(self, act: Append, now: float) -> None:
+    def _intent(self, act: Append) -> Callable[[str, int], None]:
+        """Persists, just before ``act`` is written at ``path``/``offset`` (under
+        the file's append lock), where its records go and their CRC: a restarted
+        daemon counts them as written only if those bytes are there (other
+        daemons may have appended at that offset after this one died)."""
+
         def intent(path: str, offset: int) -> None:
-            # As for a file: a restarted daemon counts the records as spooled
-            # if the spool file holds them (never spooled, hence uploaded, twice).
+            data = act.data
             commits = [list(c) for c in act.commits]
             self.save_state(
-                {"path": path, "offset": offset, "length": len(data), "commits": commits}
+                {
+                    "path": path,
+                    "offset": offset,
+                    "length": len(data),
+                    "crc": zlib.crc32(data),
+                    "head": bytes(data[:HEAD_BYTES]),
+                    "commits": commits,
+                }
             )
 
+        return intent
+
+    def _append_remote(self, act: Append, now: float) -> None:
         data = act.data
         try:
-            self.remote.append(act.run_id, act.log_dir, act.suffix, act.seq, data, intent)
+            self.remote.append(
+                act.run_id, act.log_dir, act.suffix, act.seq, data, self._intent(act)
+            )
         except (OSError, SpoolError) as exc:
             self.file_errors += 1
             log.error("spooling %s failed: %s", act.log_dir, exc)
@@ -132,7 +143,7 @@ class Output:
             return
         for name in names:
             path = os.path.join(act.log_dir, name)
-            if path in open_paths:
+            if path in open_paths or is_live(path):  # never a file being written
                 continue
             try:
                 removed = purge_file(path, act.step, encode.survives_purge)

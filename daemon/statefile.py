@@ -10,13 +10,17 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import zlib
 from typing import Any
 
 import msgpack
 
+from .eventfile import is_live
+
 log = logging.getLogger("summaryd")
 
 STATE_VERSION = 1
+HEAD_BYTES = 64  # of a write, kept in its intent: whose bytes are at its offset
 
 
 class StateFile:
@@ -58,20 +62,10 @@ class StateFile:
                 log.warning("ignoring unreadable state %s: %s", self.path, exc)
             return {}
         intent = st.get("intent")
-        if intent:
-            path, offset, length = intent["path"], intent["offset"], intent["length"]
-            try:
-                size = os.path.getsize(path)
-            except OSError:
-                size = offset
-            if size >= offset + length:  # the write happened: its records count as written
-                for cid, k0, k1, upto in intent["commits"]:
-                    if cid in clients:
-                        clients[cid]["written"].append([k0, k1, upto])
-            elif size > offset:  # torn: cut back to the last whole record
-                log.warning("truncating torn tail of %s at %d", path, offset)
-                with open(path, "r+b") as f:
-                    f.truncate(offset)
+        if intent and _settle_intent(intent):  # the write happened: its records count
+            for cid, k0, k1, upto in intent["commits"]:
+                if cid in clients:
+                    clients[cid]["written"].append([k0, k1, upto])
         log.info("recovered state of %d client(s)", len(clients))
         return clients
 
@@ -79,3 +73,31 @@ class StateFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _settle_intent(intent: dict[str, Any]) -> bool:
+    """Did the last write happen whole?  If it was cut short, cut it off.
+
+    In a file other daemons share, one of them may have appended at the
+    intent's offset after this daemon died: the bytes there are ours only if
+    they start with the write's first bytes, and whole only if their CRC says
+    so.  A short write is cut off only in a file nobody is writing (the other
+    writers of a live file move the run to a new file when they meet it).
+    """
+    path, offset, length = intent["path"], intent["offset"], intent["length"]
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            tail = f.read(length)
+    except OSError:
+        return False
+    head = intent.get("head", tail[:HEAD_BYTES])  # (a state file from before sharing)
+    if tail[: len(head)] != head:
+        return False  # never written: another daemon's records are there
+    if len(tail) == length and ("crc" not in intent or zlib.crc32(tail) == intent["crc"]):
+        return True
+    if len(tail) < length and not is_live(path):
+        log.warning("truncating torn tail of %s at %d", path, offset)
+        with open(path, "r+b") as f:
+            f.truncate(offset)
+    return False

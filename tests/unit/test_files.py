@@ -1,4 +1,4 @@
-"""Tests for event-file naming and creation (``summaryd.daemon.files``).
+"""Tests for event-file naming and creation (``summaryd.daemon.eventfile``).
 
 TensorBoard reads a run's event files in name order and (Python loader) stops
 reading a file once a later one exists, so a new file must sort after every
@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
 
-from summaryd.daemon.files import EventFile, event_file_name
+from summaryd.daemon.eventfile import EventFile, event_file_name
 from summaryd.daemon.tfrecord import frame
 
 NOW = 1700000000.75
@@ -189,7 +189,7 @@ def test_append_and_read_back_with_tensorboard(tmp_path: Path) -> None:
         f.append(frame(b"one") + frame(b"two"))
         f.append(memoryview(frame(b"three")))
         f.sync()
-        assert f.bytes == os.path.getsize(f.path)
+        assert f.end == os.path.getsize(f.path)
     finally:
         f.close()
     assert list(RawEventFileLoader(f.path).Load()) == [b"one", b"two", b"three"]

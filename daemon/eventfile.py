@@ -1,0 +1,340 @@
+"""An event file that the daemons of several nodes may write at once.
+
+Why one file: TensorBoard's Python loader reads a run's files in name order
+and stops reading a file once a later one exists, so a run needs exactly one
+live file for every writer, however many daemons (nodes sharing a directory
+over NFS, or two daemons on one host) log into it.  Within a daemon every
+client already shares the run's file; across daemons they meet here.
+
+Theory of operation
+-------------------
+Two POSIX record locks on bytes far past any end of file (``lockf``: they work
+over NFS, where ``flock`` is emulated with them anyway):
+
+* ``LIVE`` -- held *shared* by every daemon that has the file open for a run.
+  A file nobody holds ``LIVE`` on is finished (a closed run, a dead daemon,
+  torch's writer).  A new file is created under a temporary name (no
+  ``tfevents`` in it, so no reader lists it), locked ``LIVE``, then hard-linked
+  to its final name: no file of ours is ever listed unlocked.
+* ``APPEND`` -- held *exclusively* around each append, and by a daemon that
+  creates a run's next file while it holds the newest one's.  So "is my file
+  still the newest?" and "write" happen together with respect to any creation.
+
+Opening a run: under the newest run file's ``APPEND`` lock, join it if it is
+live, else create a file that sorts after every event file in the directory.
+Appending: under ``APPEND``, follow a newer live run file if one appeared (a
+creation race in an empty directory, or while our descriptor was closed);
+check that what others wrote since our last append is whole records; a torn
+tail (a daemon killed mid-write) would stop every reader there, so the run
+moves to a new file, which every other writer then finds and joins.  Readers
+never see a record half-written by a live writer: each append is one
+``write()`` under the lock.
+
+POSIX locks belong to the process and are all dropped when *any* descriptor
+of the file closes in it, so a daemon never opens a file it holds live a
+second time: ``is_live`` answers from ``_held`` for our own files, and purges
+skip live files.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+
+from .tfrecord import FOOTER_BYTES, HEADER_BYTES, whole_records_length
+
+LIVE = 1 << 62  # lock offsets: beyond any file's end, so they lock no data
+APPEND = LIVE + 1
+_SCAN_CHUNK = 8 << 20  # others' bytes checked in slices of this size
+
+_TIME = re.compile(r"^events\.out\.tfevents\.(\d+)\.")
+# (st_dev, st_ino) of the files this process holds LIVE (see the module docstring).
+_held: dict[tuple[int, int], int] = {}
+
+
+def event_file_name(
+    existing: Iterable[str], now: float, host: str, pid: int, n: int, suffix: str
+) -> str:
+    """torch's file name for ``now``, moved later if needed to sort after ``existing``.
+
+    torch names files ``events.out.tfevents.<%010d time>.<host>.<pid>.<n><suffix>``;
+    two processes starting in the same second can sort in either order
+    (``.123.`` < ``.99.``), so the time field may move past the newest file's.
+    """
+    names = [e for e in existing if "tfevents" in e]
+    last = max(names, default="")
+    name = f"events.out.tfevents.{int(now):010d}.{host}.{pid}.{n}{suffix}"
+    if name > last:
+        return name
+    m = _TIME.match(last)
+    if m:
+        name = f"events.out.tfevents.{int(m.group(1)) + 1:010d}.{host}.{pid}.{n}{suffix}"
+    return name
+
+
+def run_file_pattern(suffix: str) -> re.Pattern[str]:
+    """The names of a run's files: torch's pattern ending in the run's suffix."""
+    return re.compile(r"^events\.out\.tfevents\.\d+\..+\.\d+\.\d+" + re.escape(suffix) + "$")
+
+
+def _lock(fd: int, how: int, where: int) -> None:
+    fcntl.lockf(fd, how, 1, where, os.SEEK_SET)
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def is_live(path: str) -> bool:
+    """Does a daemon (this one or another) hold ``path`` open for a run?"""
+    if _held_here(path):
+        return True
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return False  # not ours to write (torch's file of another user): never joined
+    try:
+        _lock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, LIVE)
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)  # drops the probe's lock
+    return False
+
+
+def whole_end(fd: int, start: int, stop: int) -> int:
+    """The end of the whole records in ``[start, stop)`` of ``fd``."""
+    o = start
+    while o < stop:
+        chunk = os.pread(fd, min(_SCAN_CHUNK, stop - o), o)
+        good = whole_records_length(chunk)
+        if good == 0 and len(chunk) == _SCAN_CHUNK:
+            # One record larger than the slice: check it alone.
+            n = int.from_bytes(chunk[:8], "little")
+            good = whole_records_length(os.pread(fd, HEADER_BYTES + n + FOOTER_BYTES, o))
+        if good == 0:
+            break
+        o += good
+    return o
+
+
+class EventFile:
+    """A run's event file, possibly shared with other daemons; appends are
+    whole records in one ``write()`` under the ``APPEND`` lock."""
+
+    def __init__(self, log_dir: str, host: str, pid: int, n: int, suffix: str) -> None:
+        self.log_dir = log_dir
+        self.names = (host, pid, n, suffix)
+        self.pattern = run_file_pattern(suffix)
+        self.path = ""
+        self.fd: int | None = None
+        self.end = 0  # bytes of the file known to be whole records (ours and others')
+        self._dir_mtime = 0
+
+    @classmethod
+    def create(
+        cls, log_dir: str, now: float, host: str, pid: int, n: int, suffix: str
+    ) -> EventFile:
+        """Join the run's live file in ``log_dir``, or create one that sorts last."""
+        f = cls(log_dir, host, pid, n, suffix)
+        os.makedirs(log_dir, exist_ok=True)
+        newest = f._newest()
+        if newest is None:
+            f._create(now)
+        else:
+            f._enter(newest, now)
+        f._follow(now)
+        return f
+
+    # -- which file the run writes -------------------------------------------
+
+    def _newest(self) -> str | None:
+        """The run's newest file (noting the directory's mtime first: a change
+        while listing is seen at the next append)."""
+        self._dir_mtime = os.stat(self.log_dir).st_mtime_ns
+        mine = [n for n in os.listdir(self.log_dir) if self.pattern.match(n)]
+        return os.path.join(self.log_dir, max(mine)) if mine else None
+
+    def _dir_changed(self) -> bool:
+        try:
+            return os.stat(self.log_dir).st_mtime_ns != self._dir_mtime
+        except OSError:
+            return False
+
+    def _follow(self, now: float) -> bool:
+        """Write the run's newest file from now on; True if that moved us."""
+        moved = False
+        for _ in range(100):
+            newest = self._newest()
+            if newest is None or newest == self.path or _held_here(newest):
+                # Our own newer file is another life of the run (torch: a writer
+                # closed and opened again makes a new file): the core closes ours.
+                return moved
+            self._enter(newest, now)
+            moved = True
+        raise OSError(f"the event files of {self.log_dir} keep changing")
+
+    def _enter(self, path: str, now: float) -> None:
+        """Under ``path``'s APPEND lock: join it if it is live and whole, else
+        create the run's next file (a creation no writer of ``path`` can miss)."""
+        try:
+            fd: int | None = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            self._create(now)  # gone, or not ours to write (torch's file of another user)
+            return
+        assert fd is not None
+        try:
+            _lock(fd, fcntl.LOCK_EX, APPEND)
+            size = os.fstat(fd).st_size
+            # Never our own (another life of the run); never past damage.
+            if _identity(fd) not in _held and _live_fd(fd) and whole_end(fd, 0, size) == size:
+                _lock(fd, fcntl.LOCK_SH, LIVE)
+                _lock(fd, fcntl.LOCK_UN, APPEND)
+                self._adopt(path, fd, size)
+                fd = None
+                return
+            # Finished (a closed run, a dead daemon, torch's writer) or torn.
+            self._create(now)
+        finally:
+            if fd is not None:
+                os.close(fd)  # releases its APPEND lock, after the creation
+
+    def _create(self, now: float) -> None:
+        host, pid, n, suffix = self.names
+        tmp = os.path.join(self.log_dir, f".summaryd-new.{host}.{pid}.{n}.tmp")
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(tmp, flags, 0o644)
+        try:
+            _lock(fd, fcntl.LOCK_SH, LIVE)
+            names = os.listdir(self.log_dir)
+            for _ in range(100):
+                path = os.path.join(self.log_dir, event_file_name(names, now, host, pid, n, suffix))
+                try:
+                    os.link(tmp, path)  # atomic and exclusive, on NFS too; listed already locked
+                    break
+                except FileExistsError:
+                    now += 1
+            else:
+                raise FileExistsError(f"no free event file name in {self.log_dir}")
+        except BaseException:
+            os.close(fd)
+            raise
+        finally:
+            os.unlink(tmp)
+        self._adopt(path, fd, 0)
+
+    def _adopt(self, path: str, fd: int, end: int) -> None:
+        key = _identity(fd)
+        _held[key] = _held.get(key, 0) + 1
+        if self.fd is not None:
+            self._release(self.fd)
+        self.path, self.fd, self.end = path, fd, end
+
+    def _release(self, fd: int) -> None:
+        key = _identity(fd)
+        left = _held.get(key, 0) - 1
+        if left > 0:
+            _held[key] = left
+        else:
+            _held.pop(key, None)
+        os.close(fd)
+
+    # -- appends ---------------------------------------------------------------
+
+    def append(self, data: bytes, before: Callable[[str, int], None] | None = None) -> None:
+        """Write whole records, or nothing: a failed write (disk full, file size
+        limit) is cut back off, so the file never ends in a partial record.
+
+        ``before(path, offset)`` runs under the lock just before the write (the
+        daemon persists its intent there: where the records are about to go).
+        """
+        for _ in range(10):
+            if self.fd is None:  # suspended: reopen, and follow the run if it moved on
+                self._reopen()
+            fd = self.fd
+            assert fd is not None
+            _lock(fd, fcntl.LOCK_EX, APPEND)
+            try:
+                if self._dir_changed() and self._follow(time.time()):
+                    continue  # fd closed, its lock with it
+                size = os.fstat(fd).st_size
+                if size != self.end:
+                    if size < self.end or whole_end(fd, self.end, size) != size:
+                        # A torn tail (a writer killed mid-write) stops every reader
+                        # here: the run goes on in its next file, created under this
+                        # file's lock so that every other writer finds it.
+                        self._create(time.time())
+                        continue
+                    self.end = size
+                if before is not None:
+                    before(self.path, self.end)
+                self._write(fd, data)
+                return
+            finally:
+                if self.fd == fd:
+                    _lock(fd, fcntl.LOCK_UN, APPEND)
+        raise OSError(f"the event files of {self.log_dir} keep changing")
+
+    def _write(self, fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        except OSError:
+            try:
+                os.ftruncate(fd, self.end)
+            except OSError:
+                pass
+            raise
+        self.end += len(data)
+
+    def _reopen(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW)
+        _lock(fd, fcntl.LOCK_SH, LIVE)
+        key = _identity(fd)
+        _held[key] = _held.get(key, 0) + 1
+        self.fd = fd
+        self._follow(time.time())
+
+    def suspend(self) -> None:
+        """Close the descriptor (the daemon keeps few open); ``append`` reopens it."""
+        if self.fd is not None:
+            self._release(self.fd)
+            self.fd = None
+
+    def sync(self) -> None:
+        if self.fd is not None:
+            os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.fsync(self.fd)
+        finally:
+            self._release(self.fd)
+            self.fd = None
+
+
+def _held_here(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) in _held
+
+
+def _live_fd(fd: int) -> bool:
+    """Is ``fd``'s file held LIVE by another process? (``fd`` stays open.)"""
+    try:
+        _lock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, LIVE)
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EACCES)
+    _lock(fd, fcntl.LOCK_UN, LIVE)
+    return False

@@ -1,0 +1,237 @@
+"""Two nodes, one directory: every event of both, in both TensorBoard loaders.
+
+Each simulated node is a daemon with its own runtime dir and ring prefix, and
+a trainer of its own; both log into one run directory (a shared filesystem
+seen from two machines).  TensorBoard's Python loader reads a run's files in
+name order and never goes back to a file once a later one exists, so two
+daemons writing a file each would lose points; the daemons write one file
+(``daemon/eventfile.py``).  Checked with readers that load *while* the nodes
+log (TensorBoard's ``EventAccumulator`` reloaded between rounds, and real
+``tensorboard`` servers with each loader, reloading every second) and once
+more from scratch at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from ..conftest import DaemonEnv, read_events
+from .test_tensorboard_server import Server
+
+pytestmark = pytest.mark.integration
+
+# A trainer driven line by line on stdin; answers "ok" or "error <exception>".
+TRAINER = r"""
+import sys, warnings
+
+warnings.simplefilter("error")
+from summaryd import SummaryWriter
+
+writers = {}
+print("ready", flush=True)
+for line in sys.stdin:
+    cmd, *args = line.split()
+    try:
+        if cmd == "log":  # log DIR TAG FIRST END
+            if args[0] not in writers:
+                writers[args[0]] = SummaryWriter(args[0])
+            for i in range(int(args[2]), int(args[3])):
+                writers[args[0]].add_scalar(args[1], float(i), i)
+        elif cmd == "flush":
+            writers[args[0]].flush()
+        elif cmd == "quit":
+            for w in writers.values():
+                w.close()
+        print("ok", flush=True)
+    except Exception as exc:
+        print("error", repr(exc), flush=True)
+    if cmd == "quit":
+        break
+"""
+
+
+class Trainer:
+    def __init__(self, script: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline() == "ready\n"
+
+    def __call__(self, *command: object) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(" ".join(map(str, command)) + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        assert reply == "ok\n", f"{command}: {reply!r}"
+
+    def end(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f is not None:
+                f.close()
+
+
+@pytest.fixture
+def node_envs(tmp_path: Path) -> Iterator[tuple[DaemonEnv, DaemonEnv]]:
+    """Daemons of two nodes: own runtime dirs and ring prefixes; stopped by PID after."""
+    envs = []
+    for name in ("node_a", "node_b"):
+        (tmp_path / name).mkdir()
+        prefix = f"sdshared-{os.getpid()}-{name}-{tmp_path.name[-12:]}"
+        env = dict(os.environ) | {
+            "SUMMARYD_RUNTIME_DIR": str(tmp_path / name / "rt"),
+            "SUMMARYD_RING_PREFIX": prefix,
+            "SUMMARYD_IDLE_EXIT": "",
+            "SUMMARYD_NO_SPAWN": "1",  # the test starts and stops every daemon
+        }
+        envs.append(DaemonEnv(tmp_path / name / "rt", prefix, env))
+    try:
+        yield envs[0], envs[1]
+    finally:
+        try:
+            for d in envs:
+                d.stop()
+        finally:
+            for d in envs:
+                for ring in d.rings():
+                    os.unlink(os.path.join("/dev/shm", ring))
+
+
+@pytest.fixture
+def trainers(tmp_path: Path) -> Iterator[list[Trainer]]:
+    made: list[Trainer] = []
+    script = tmp_path / "trainer.py"
+    script.write_text(TRAINER)
+
+    class Make(list[Trainer]):
+        def __call__(self, env: dict[str, str]) -> Trainer:
+            made.append(Trainer(script, env))
+            return made[-1]
+
+    try:
+        yield Make()
+    finally:
+        for t in made:
+            t.end()
+
+
+def steps(acc: EventAccumulator, tag: str) -> list[int]:
+    return [e.step for e in acc.Scalars(tag)]
+
+
+def served_steps(server: Server, run: str, tag: str) -> list[int]:
+    try:
+        data = server.json("/data/plugin/scalars/scalars", {"run": run, "tag": tag})
+    except AssertionError:
+        return []  # not loaded yet (400: unknown run or tag)
+    return sorted(int(point[1]) for point in data)
+
+
+def wait_served(server: Server, run: str, want: dict[str, list[int]]) -> None:
+    """Poll (bounded) until the server shows every step of every tag; the
+    failure says what is missing."""
+    deadline = time.monotonic() + 90
+    got: dict[str, list[int]] = {}
+    while time.monotonic() < deadline:
+        got = {tag: served_steps(server, run, tag) for tag in want}
+        if got == want:
+            return
+        time.sleep(0.5)
+    missing = {t: sorted(set(want[t]) - set(got.get(t, []))) for t in want}
+    raise AssertionError(f"{server.name}: steps not served: {missing}\n{server.stderr_tail()}")
+
+
+def test_two_nodes_one_directory_every_event_in_both_loaders(
+    node_envs: tuple[DaemonEnv, DaemonEnv], trainers: list[Trainer], tmp_path: Path
+) -> None:
+    a, b = node_envs
+    root = tmp_path / "logs"
+    run = root / "shared"
+    a.start()
+    b.start()
+    ta, tb = trainers(a.env), trainers(b.env)
+    ta("log", run, "node_a", 0, 25)
+    ta("flush", run)
+    servers = [
+        Server(f"load_fast={fast}", root, fast, tmp_path / f"tb-{fast}.log")
+        for fast in (True, False)
+    ]
+    try:
+        for s in servers:
+            s.wait_answering(time.monotonic() + 60)
+        live = EventAccumulator(str(run))
+        live.Reload()
+        for r in range(8):
+            if r:
+                ta("log", run, "node_a", 25 * r, 25 * r + 25)
+            tb("log", run, "node_b", 25 * r, 25 * r + 25)
+            ta("flush", run)
+            tb("flush", run)
+            live.Reload()  # a reader part-way through, as TensorBoard between reloads
+        ta("quit")
+        tb("quit")
+        want = {"node_a": list(range(200)), "node_b": list(range(200))}
+        live.Reload()
+        assert {t: steps(live, t) for t in want} == want
+        fresh = EventAccumulator(str(run))
+        fresh.Reload()
+        assert {t: steps(fresh, t) for t in want} == want
+        for s in servers:
+            wait_served(s, "shared", want)
+    finally:
+        for s in servers:
+            s.terminate()
+        for s in servers:
+            s.reap()
+    # One file for the run, whichever node's daemon made it.
+    assert len([n for n in os.listdir(run) if "tfevents" in n]) == 1
+
+
+def test_a_node_killed_and_restarted_mid_run_loses_and_repeats_nothing(
+    node_envs: tuple[DaemonEnv, DaemonEnv], trainers: list[Trainer], tmp_path: Path
+) -> None:
+    a, b = node_envs
+    run = tmp_path / "logs" / "shared"
+    a.start()
+    b.start()
+    ta, tb = trainers(a.env), trainers(b.env)
+    for t, tag in ((ta, "node_a"), (tb, "node_b")):
+        t("log", run, tag, 0, 50)
+        t("flush", run)
+    live = EventAccumulator(str(run))
+    live.Reload()
+    a.stop(signal.SIGKILL)  # node a's daemon dies; its trainer goes on into its ring
+    ta("log", run, "node_a", 50, 100)
+    tb("log", run, "node_b", 50, 100)
+    tb("flush", run)
+    live.Reload()
+    a.start()  # adopts the ring, joins the file node b is writing
+    ta("flush", run)
+    live.Reload()
+    for t, tag in ((ta, "node_a"), (tb, "node_b")):
+        t("log", run, tag, 100, 150)
+        t("flush", run)
+        live.Reload()
+    ta("quit")
+    tb("quit")
+    live.Reload()
+    want = {"node_a": list(range(150)), "node_b": list(range(150))}
+    assert {t: steps(live, t) for t in want} == want
+    counts = Counter((v.tag, e.step) for e in read_events(run) for v in e.summary.value)
+    assert counts == Counter({(t, i): 1 for t in want for i in range(150)})

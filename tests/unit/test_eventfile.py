@@ -1,0 +1,190 @@
+"""One event file per run, whoever writes it (``summaryd.daemon.eventfile``).
+
+Daemons of several nodes (or two daemons on one host) that log into one
+directory must write one live file: TensorBoard's Python loader reads a run's
+files in name order and never goes back to a file once a later one exists.
+Each "daemon" here is a process of its own (``tests/peers/eventfile_peer.py``;
+POSIX locks belong to processes), the files are real, and what they hold is
+read back with TensorBoard's own loaders, including one that keeps reading
+while the files are written (``DirectoryWatcher``, as TensorBoard's reloads).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing import directory_watcher, io_wrapper
+from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+
+from summaryd.daemon.eventfile import EventFile, is_live
+from summaryd.daemon.tfrecord import frame
+
+PEER = Path(__file__).resolve().parent.parent / "peers" / "eventfile_peer.py"
+
+
+class Node:
+    """A process writing one run's event file, like a daemon on another node."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(PEER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def __call__(self, *command: object) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(" ".join(map(str, command)) + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def end(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f is not None:
+                f.close()
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[Node]]:
+    made: list[Node] = []
+
+    class Make(list[Node]):
+        def __call__(self) -> Node:
+            made.append(Node())
+            return made[-1]
+
+    try:
+        yield Make()
+    finally:
+        for n in made:
+            n.end()
+
+
+class LiveReader:
+    """TensorBoard's Python loader of one run, reloaded between writes."""
+
+    def __init__(self, run: Path) -> None:
+        self.watcher = directory_watcher.DirectoryWatcher(
+            str(run), RawEventFileLoader, io_wrapper.IsTensorFlowEventsFile
+        )
+        self.seen: list[bytes] = []
+
+    def reload(self) -> list[bytes]:
+        self.seen.extend(self.watcher.Load())
+        return self.seen
+
+
+def read_all(run: Path) -> list[bytes]:
+    out: list[bytes] = []
+    for name in sorted(n for n in os.listdir(run) if "tfevents" in n):
+        out.extend(RawEventFileLoader(str(run / name)).Load())
+    return out
+
+
+def tfevents(run: Path) -> list[str]:
+    return sorted(n for n in os.listdir(run) if "tfevents" in n)
+
+
+def test_a_second_node_joins_the_live_file(tmp_path: Path, nodes: list[Node]) -> None:
+    a, b = nodes(), nodes()
+    reader = LiveReader(tmp_path)
+    path_a = a("open", tmp_path, 1)
+    a("append", "a0")
+    assert reader.reload() == [b"a0"]
+    assert b("open", tmp_path, 1) == path_a  # joined, not a file that sorts after
+    for i in range(1, 20):
+        assert a("append", f"a{i}") == path_a
+        assert b("append", f"b{i}", f"b{i}x") == path_a
+        reader.reload()
+    assert tfevents(tmp_path) == [os.path.basename(path_a)]
+    want = sorted(
+        [b"a0"]
+        + [f"a{i}".encode() for i in range(1, 20)]
+        + [f"b{i}{x}".encode() for i in range(1, 20) for x in ("", "x")]
+    )
+    assert sorted(reader.reload()) == want
+    assert sorted(read_all(tmp_path)) == want
+    # Each write is whole and in order: b's pairs are never split by a's records.
+    seen = reader.seen
+    for i in range(1, 20):
+        j = seen.index(f"b{i}".encode())
+        assert seen[j + 1] == f"b{i}x".encode()
+
+
+def test_a_finished_file_is_not_joined(tmp_path: Path, nodes: list[Node]) -> None:
+    """A closed run's (or a dead daemon's, or torch's) file: a resumed job starts
+    a new file that sorts after it, as before."""
+    a = nodes()
+    first = a("open", tmp_path, 1)
+    a("append", "old")
+    assert a("close") == first
+    assert not is_live(first)
+    b = nodes()
+    second = b("open", tmp_path, 1)
+    assert second != first and os.path.basename(second) > os.path.basename(first)
+    assert is_live(second)
+
+
+def test_a_writer_killed_mid_write_moves_the_run_to_a_new_file(
+    tmp_path: Path, nodes: list[Node]
+) -> None:
+    a, b = nodes(), nodes()
+    reader = LiveReader(tmp_path)
+    first = a("open", tmp_path, 1)
+    assert b("open", tmp_path, 1) == first
+    a("append", "a0")
+    b("append", "b0")
+    reader.reload()
+    b("torn", "never-whole")  # b dies holding the append lock
+    assert b.proc.wait(10) == -9
+    second = a("append", "a1")
+    assert second != first and os.path.basename(second) > os.path.basename(first)
+    c = nodes()  # b's node restarted: it joins the new file, not the damaged one
+    assert c("open", tmp_path, 1) == second
+    c("append", "b1")
+    a("append", "a2")
+    assert reader.reload() == [b"a0", b"b0", b"a1", b"b1", b"a2"]
+    assert read_all(tmp_path) == [b"a0", b"b0", b"a1", b"b1", b"a2"]
+
+
+def test_nodes_opening_at_once_converge_on_one_file(tmp_path: Path, nodes: list[Node]) -> None:
+    """Eight nodes open an empty directory together; whatever files the race
+    made, every write after the first lands in the newest one, which every
+    reader reads last."""
+    ns = [nodes() for _ in range(8)]
+    for n in ns:
+        assert n.proc.stdin is not None
+        n.proc.stdin.write(f"open {tmp_path} 1\n")
+    for n in ns:
+        assert n.proc.stdin is not None
+        n.proc.stdin.flush()
+    for n in ns:
+        assert n.proc.stdout is not None
+        n.proc.stdout.readline()
+    paths = {n("append", f"n{i}") for i, n in enumerate(ns)}
+    assert paths == {str(tmp_path / tfevents(tmp_path)[-1])}
+    reader = LiveReader(tmp_path)
+    assert sorted(reader.reload()) == sorted(f"n{i}".encode() for i in range(8))
+
+
+def test_one_process_never_joins_its_own_file(tmp_path: Path) -> None:
+    """Two lives of one run in one daemon (a writer closed and opened again):
+    a new file, as torch makes; the earlier one is not taken over."""
+    f1 = EventFile.create(str(tmp_path), 1700000000.0, "h", 1, 1, "")
+    f2 = EventFile.create(str(tmp_path), 1700000000.0, "h", 1, 2, "")
+    try:
+        paths = (f1.path, f2.path)
+        assert f1.path != f2.path
+        f1.append(frame(b"one"))
+        f2.append(frame(b"two"))
+        assert (f1.path, f2.path) == paths  # nobody moved
+        assert read_all(tmp_path) == [b"one", b"two"]
+    finally:
+        f1.close()
+        f2.close()
