@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import re
 import time
@@ -50,6 +51,12 @@ from .tfrecord import FOOTER_BYTES, HEADER_BYTES, whole_records_length
 LIVE = 1 << 62  # lock offsets: beyond any file's end, so they lock no data
 APPEND = LIVE + 1
 _SCAN_CHUNK = 8 << 20  # others' bytes checked in slices of this size
+
+_CREATE = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+_NO_LOCKS = {errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+_warned = False
+log = logging.getLogger("summaryd")
 
 _TIME = re.compile(r"^events\.out\.tfevents\.(\d+)\.")
 # (st_dev, st_ino) of the files this process holds LIVE (see the module docstring).
@@ -82,7 +89,20 @@ def run_file_pattern(suffix: str) -> re.Pattern[str]:
 
 
 def _lock(fd: int, how: int, where: int) -> None:
-    fcntl.lockf(fd, how, 1, where, os.SEEK_SET)
+    """A blocking lock (or unlock).  Where the filesystem has no locks (NFS
+    mounted ``nolock``), every daemon writes a file of its own, as before."""
+    global _warned
+    try:
+        fcntl.lockf(fd, how, 1, where, os.SEEK_SET)
+    except OSError as exc:
+        if exc.errno not in _NO_LOCKS:
+            raise
+        if not _warned:
+            _warned = True
+            log.warning(
+                "no file locks here (%s): a directory two daemons write gets a file from each",
+                exc.strerror,
+            )
 
 
 def _identity(fd: int) -> tuple[int, int]:
@@ -205,28 +225,41 @@ class EventFile:
                 os.close(fd)  # releases its APPEND lock, after the creation
 
     def _create(self, now: float) -> None:
-        host, pid, n, suffix = self.names
+        """A new file that sorts last, LIVE-locked before it is listed: made under
+        a temporary name and hard-linked (atomic and exclusive, on NFS too)."""
+        host, pid, n, _ = self.names
+        names = os.listdir(self.log_dir)
         tmp = os.path.join(self.log_dir, f".summaryd-new.{host}.{pid}.{n}.tmp")
-        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
-        fd = os.open(tmp, flags, 0o644)
+        fd = os.open(tmp, _CREATE, 0o644)
         try:
             _lock(fd, fcntl.LOCK_SH, LIVE)
-            names = os.listdir(self.log_dir)
-            for _ in range(100):
-                path = os.path.join(self.log_dir, event_file_name(names, now, host, pid, n, suffix))
-                try:
-                    os.link(tmp, path)  # atomic and exclusive, on NFS too; listed already locked
-                    break
-                except FileExistsError:
-                    now += 1
-            else:
-                raise FileExistsError(f"no free event file name in {self.log_dir}")
-        except BaseException:
+            path = self._claim(names, now, lambda p: os.link(tmp, p))
+        except OSError as exc:
             os.close(fd)
-            raise
+            if exc.errno not in _NO_LINKS:
+                raise
+            fd = -1
         finally:
             os.unlink(tmp)
+        if fd < 0:  # no hard links here (some FUSE and SMB mounts): made in place
+            made: list[int] = []
+            path = self._claim(
+                names, now, lambda p: made.append(os.open(p, _CREATE | os.O_EXCL, 0o644))
+            )
+            fd = made[0]
+            _lock(fd, fcntl.LOCK_SH, LIVE)
         self._adopt(path, fd, 0)
+
+    def _claim(self, names: list[str], now: float, make: Callable[[str], object]) -> str:
+        host, pid, n, suffix = self.names
+        for _ in range(100):
+            path = os.path.join(self.log_dir, event_file_name(names, now, host, pid, n, suffix))
+            try:
+                make(path)
+                return path
+            except FileExistsError:
+                now += 1
+        raise FileExistsError(f"no free event file name in {self.log_dir}")
 
     def _adopt(self, path: str, fd: int, end: int) -> None:
         key = _identity(fd)

@@ -188,3 +188,27 @@ def test_one_process_never_joins_its_own_file(tmp_path: Path) -> None:
     finally:
         f1.close()
         f2.close()
+
+
+def test_a_filesystem_without_hard_links_still_gets_a_live_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nodes: list[Node]
+) -> None:
+    """Some FUSE and SMB mounts refuse link(): the file is made in place."""
+
+    def no_links(src: str, dst: str) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    f = EventFile.create(str(tmp_path), 1700000000.0, "h", 1, 1, "")
+    try:
+        f.append(frame(b"one"))
+        assert tfevents(tmp_path) == [os.path.basename(f.path)]  # no temporary left
+        assert is_live(f.path)
+        b = nodes()  # another process joins it
+        assert b("open", tmp_path, 1) == f.path
+        b("append", "two")
+        f.append(frame(b"three"))
+        assert read_all(tmp_path) == [b"one", b"two", b"three"]
+        assert os.listdir(tmp_path) == [os.path.basename(f.path)]
+    finally:
+        f.close()
