@@ -92,7 +92,8 @@ def _settle_intent(intent: dict[str, Any]) -> bool:
     except OSError:
         return False
     head = intent.get("head", tail[:HEAD_BYTES])  # (a state file from before sharing)
-    if tail[: len(head)] != head:
+    n = min(len(head), len(tail))
+    if tail[:n] != head[:n]:
         return False  # never written: another daemon's records are there
     if len(tail) == length and ("crc" not in intent or zlib.crc32(tail) == intent["crc"]):
         return True
