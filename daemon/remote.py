@@ -27,7 +27,8 @@ Failures: a transient error (connection refused, 5xx) leaves the segments in
 the spool and retries with exponential backoff (1 s doubling to 30 s); a
 refusal (no bucket, bad credentials) is retried every 30 s, told once to the
 trainers.  The spool is bounded (``SUMMARYD_SPOOL_MAX_BYTES``); records that
-do not fit are dropped, counted, and told.
+do not fit are dropped, counted, and told; a dropped write's number is reported
+``uploaded`` with the writes spooled before it (a flush never waits for it).
 
 Spool directories: ``$SUMMARYD_SPOOL_DIR``, else
 ``$XDG_CACHE_HOME/summaryd/spool``, else ``~/.cache/summaryd/spool`` (local
@@ -246,10 +247,12 @@ class Remote:
             now = time.time()
             save_intent(rr.spool.ensure_open(now), rr.spool.open_bytes)
             ok = rr.spool.append(data, now)
-            if ok:
-                if rr.open_since is None:
-                    rr.open_since = time.monotonic()
-                rr.appended[run_id] = seq
+            if ok and rr.open_since is None:
+                rr.open_since = time.monotonic()
+            # A dropped write too (dropped, counted and told): reported with the
+            # writes spooled before it, once those are in the bucket, so a flush
+            # held on it never waits for an upload that cannot come.
+            rr.appended[run_id] = seq
         if not ok and not rr.overflowing:
             self._events.put(
                 (
@@ -262,9 +265,8 @@ class Remote:
             )
             self._wake()
         rr.overflowing = not ok
-        if ok:
-            with self._cond:
-                self._cond.notify()
+        with self._cond:
+            self._cond.notify()
         return ok
 
     def upload(self, run_id: int) -> None:
@@ -368,7 +370,7 @@ class Remote:
             return True  # remove it
         if rr.spool.open_bytes == 0:
             rr.force = False
-            return False
+            return bool(rr.appended)  # dropped writes only (a full spool): report them
         return rr.force or self.settings.seal.should_seal(rr.spool.open_bytes, rr.open_since, now)
 
     def _sleep(self, now: float) -> float:
@@ -385,8 +387,9 @@ class Remote:
             if rr.spool.open_bytes:
                 rr.spool.seal()
                 rr.open_since = None
-                rr.sealed.update(rr.appended)
-                rr.appended.clear()
+            # Every write appended so far is sealed now, or was dropped.
+            rr.sealed.update(rr.appended)
+            rr.appended.clear()
             rr.force = False
         try:
             if rr.uploader is None:

@@ -327,3 +327,33 @@ def test_spool_overflow_is_a_counted_warning_and_in_status(
         warnings.simplefilter("ignore")
         w.close()
         client.shutdown_client(1.0)
+
+
+def test_dropped_write_does_not_hold_flush(
+    node: DaemonEnv, s3server: WeedServer, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store answers; only the spool is too small for a burst of 100 scalars
+    # (one write: max_queue holds them until the flush).
+    node.env["SUMMARYD_SPOOL_MAX_BYTES"] = "1024"
+    node.start()
+    monkeypatch.setenv("SUMMARYD_FLUSH_TIMEOUT", "60")  # a held flush would show as a wait
+    url = f"s3://{s3server.bucket}/{s3_prefix}/run"
+    w = SummaryWriter(url, max_queue=1000)
+    full = re.compile(r"spool of .* is full \(1024 bytes, SUMMARYD_SPOOL_MAX_BYTES\)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        w.add_scalar("loss", 0.0, 0)
+        w.flush()
+        assert steps(accumulate(url), "loss") == [0]
+        for i in range(1, 101):
+            w.add_scalar("loss", float(i), i)
+        t = time.monotonic()
+        w.flush()  # the burst is dropped: nothing of it will ever be uploaded
+        took = time.monotonic() - t
+        told = [str(m.message) for m in caught if full.search(str(m.message))]
+        w.add_scalar("loss", 101.0, 101)  # room again: the spool is empty
+        w.close()
+    assert took < 15.0, f"flush held {took:.1f} s by a dropped write"
+    assert len(told) == 1, [str(m.message) for m in caught]  # told before the ack
+    assert not [m for m in caught if "timed out" in str(m.message)]
+    assert steps(accumulate(url), "loss") == [0, 101]
