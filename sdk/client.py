@@ -454,10 +454,16 @@ class Client:
                 if now >= deadline:
                     self.flushes_timed_out += 1
                     if timeout > 0:
+                        spooled = (
+                            "; events of s3:// log dirs the daemon spooled wait there "
+                            "and are uploaded once the store answers"
+                            if self.remote_runs
+                            else ""
+                        )
                         warnings.warn(
                             f"summaryd: flush() timed out after {timeout:g} s; "
                             f"{self.ring.fill()} bytes of records wait in shared memory "
-                            f"and are written once a daemon runs (`summaryd status`)",
+                            f"and are written once a daemon runs{spooled} (`summaryd status`)",
                             SummarydWarning,
                             stacklevel=_user_stacklevel(),
                         )

@@ -25,7 +25,12 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from summaryd import SummaryWriter, client
-from summaryd.errors import DaemonNoticeWarning, S3AccessError, UnsupportedLogDirError
+from summaryd.errors import (
+    DaemonNoticeWarning,
+    S3AccessError,
+    SummarydWarning,
+    UnsupportedLogDirError,
+)
 
 from ..conftest import DaemonEnv, isolated_env
 from ..s3server import WeedServer
@@ -357,3 +362,48 @@ def test_dropped_write_does_not_hold_flush(
     assert len(told) == 1, [str(m.message) for m in caught]  # told before the ack
     assert not [m for m in caught if "timed out" in str(m.message)]
     assert steps(accumulate(url), "loss") == [0, 101]
+
+
+def test_close_with_store_down_returns_after_timeout_events_uploaded_later(
+    node: DaemonEnv, s3server: WeedServer, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node.start()
+    monkeypatch.setenv("SUMMARYD_FLUSH_TIMEOUT", "2")
+    url = f"s3://{s3server.bucket}/{s3_prefix}/run"
+    w = SummaryWriter(url)
+    for i in range(50):
+        w.add_scalar("loss", float(i), i)
+    w.flush()
+    s3server.stop()
+    try:
+        for i in range(50, 100):
+            w.add_scalar("loss", float(i), i)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t = time.monotonic()
+            w.close()
+            took = time.monotonic() - t
+        assert 2.0 <= took < 10.0, took
+        told = [str(m.message) for m in caught]
+        timed_out = [m for m in told if "flush() timed out after 2 s" in m]
+        assert len(timed_out) == 1, told
+        assert "s3:// log dirs the daemon spooled" in timed_out[0]  # not lost: spooled
+        assert all(issubclass(m.category, SummarydWarning) for m in caught), told
+        spools = _status(node)["daemon"]["spools"]  # type: ignore[index]
+        assert [s["url"] for s in spools if s["backlog_bytes"] > 0] == [url]  # kept for later
+    finally:
+        s3server.start()
+
+    # Every event once: no purge of out-of-order steps, so a duplicate would show.
+    def all_in() -> bool:
+        acc = EventAccumulator(url, size_guidance={"scalars": 0}, purge_orphaned_data=False)
+        acc.Reload()
+        return len(steps(acc, "loss")) >= 100
+
+    wait_until(all_in, timeout=90.0)
+    acc = EventAccumulator(url, size_guidance={"scalars": 0}, purge_orphaned_data=False)
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(i, float(i)) for i in range(100)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the daemon's notices of the failed uploads
+        client.shutdown_client(5.0)
