@@ -44,8 +44,8 @@ passed) its files are purged of the steps the new life logs again and the new
 life's file opens.
 
 *Uploads.*  For a client writing an ``s3://`` run, written means spooled: its
-flush is acknowledged once the uploader reports the writes it covers in the
-bucket (``uploads.py``).
+flush is acknowledged once the uploader reports the writes it covers, and what
+an earlier daemon left in that run's spool, in the bucket (``uploads.py``).
 
 *Isolation.*  A record that does not decode or validate is skipped, counted
 and reported to its client (at most ``NOTICE_LIMIT`` notices per client); it
@@ -301,6 +301,7 @@ class Core:
                 "tail": c.tail,
                 "at_tail": list(c.at_tail.values()),
                 "written": [[k[0], k[1], v] for k, v in c.written.items()],
+                "spooled": sorted(map(list, c.spooled)),
             }
             for c in self.clients.values()
         }
@@ -328,6 +329,7 @@ class Core:
             # daemon restarted twice forgets the writer ("CLOSE: unknown writer").
             c.at_tail[o.wid] = o.record()
         c.control.clear()  # the restored writers are the state at the tail
+        self._uploads.restored(c, saved.get("spooled", []))
 
     def scanned(self, now: float) -> None:
         """Answer to ``ScanRings``: every ring is adopted and drained (dead
@@ -574,6 +576,11 @@ class Core:
         """Every ``Append`` of s3 run ``run_id`` up to ``seq`` is in the bucket:
         flushes waiting for them may be acknowledged (``settle``)."""
         self._uploads.uploaded(run_id, seq)
+
+    def backlog(self, waiting: int, key: tuple[str, str], now: float) -> None:
+        """A spool adopted from an earlier daemon holds ``waiting`` bytes of the
+        s3 run ``key`` (log_dir, suffix); 0 once they are all uploaded."""
+        self._uploads.backlog(key, waiting)
 
     def upload_failed(self, run_id: int, error: str, now: float) -> None:
         """An upload of s3 run ``run_id`` failed (retried by the uploader): tell

@@ -474,4 +474,5 @@ Daemon._ACTIONS = {
 Daemon._REMOTE_EVENTS = {
     "uploaded": Core.uploaded,
     "error": Core.upload_failed,
+    "backlog": Core.backlog,
 }

@@ -16,8 +16,10 @@ the bucket with ``s3store.Uploader`` (the layout, conditional creates and the
 crash records are theirs).  What it learnt comes back to the loop as events
 (:meth:`Remote.results`, then the loop's wake pipe): ``("uploaded", run_id,
 seq)`` -- every ``Append`` of that run up to ``seq`` is in the bucket, which
-releases held flush acknowledgements -- and ``("error", run_id, message)``
-for the trainers' warning.
+releases held flush acknowledgements -- ``("error", run_id, message)``
+for the trainers' warning, and ``("backlog", bytes, (url, suffix))`` when a
+spool is taken with records an earlier daemon left (``bytes`` of them), then
+with 0 once they are all uploaded: flushes of that run wait for it.
 
 Why a thread and not the encoder pool: uploads wait on the network, not the
 CPU, and one connection per store suffices for a node's logging rates; one
@@ -129,6 +131,7 @@ class RemoteRun:
     last_error: str | None = None
     uploaded_segments: int = 0
     overflowing: bool = False
+    adopted: bool = False  # holds records an earlier daemon left, not all uploaded
 
     @property
     def dir(self) -> Path:
@@ -177,6 +180,11 @@ class Remote:
         raise SpoolError(f"every spool of {url} under {self.root} is locked by another daemon")
 
     def _adopted(self, rr: RemoteRun) -> None:
+        waiting = self._backlog(rr)
+        if waiting:  # a barrier for the run's flushes until it is uploaded
+            rr.adopted = True
+            self._events.put(("backlog", waiting, (rr.url, rr.suffix)))
+            self._wake()
         with self._cond:
             self.by_key[(rr.url, rr.suffix)] = rr
             if rr.spool.open_bytes:  # left by an earlier daemon: upload it now
@@ -387,10 +395,12 @@ class Remote:
             if rr.spool.open_bytes:
                 rr.spool.seal()
                 rr.open_since = None
-            # Every write appended so far is sealed now, or was dropped.
+            # Every write appended so far is sealed now, or was dropped; so is
+            # every record an earlier daemon left.
             rr.sealed.update(rr.appended)
             rr.appended.clear()
             rr.force = False
+            adopted = rr.adopted
         try:
             if rr.uploader is None:
                 from .s3store import S3Store, Uploader
@@ -408,6 +418,9 @@ class Remote:
             log.info("uploads to %s resumed", rr.url)
         rr.last_error = None
         rr.backoff = 0.0
+        if adopted:
+            rr.adopted = False
+            self._events.put(("backlog", 0, (rr.url, rr.suffix)))
         for run_id, seq in rr.sealed.items():
             self._events.put(("uploaded", run_id, seq))
         rr.sealed.clear()

@@ -151,8 +151,15 @@ class Client:
     # s3 runs: run_id -> the seq of the last Append holding records of this
     # client; its flushes are acknowledged once that write is uploaded.
     uploading: dict[int, int] = field(default_factory=dict)
-    # Flushes whose records are written, waiting for these uploads: (tok, {run_id: seq}).
-    upload_waits: list[tuple[int, dict[int, int]]] = field(default_factory=list)
+    # s3 runs (log_dir, suffix) this client's records were spooled for, kept in
+    # the snapshot: a restarted daemon holds its flushes until what it adopted
+    # of those spools is uploaded.
+    spooled: set[tuple[str, str]] = field(default_factory=set)
+    # Flushes whose records are written, waiting for these uploads:
+    # (tok, {run_id: seq}, {(log_dir, suffix) of adopted spools}).
+    upload_waits: list[tuple[int, dict[int, int], set[tuple[str, str]]]] = field(
+        default_factory=list
+    )
 
     @property
     def gone(self) -> bool:

@@ -19,6 +19,15 @@ writes made so far, not later ones) and one ``Upload`` per run is asked for,
 so the uploader seals the spool now rather than at its next age limit.  The
 held ``Ack`` goes once ``uploaded`` reported every number it needs.
 
+*After a restart.*  Which uploads a client waited on is not in the state file,
+but what was not uploaded is in the spools: a spool adopted from an earlier
+daemon (SIGKILL) is a barrier (``backlog``: its bytes, then 0 once uploaded).
+Each client remembers the runs it spooled records for (``Client.spooled``,
+kept in the snapshot, plus the s3 writers a restart re-creates); its flushes
+wait, besides their own writes, for the backlog of those runs and of the s3
+runs it writes.  Writes spooled after the adoption are uploaded after the
+backlog (one spool, uploaded in order), so their numbers need nothing more.
+
 ``upload_failed`` tells the run's writers and every client waiting on it, once
 per distinct error (the uploader retries with backoff: the same error every
 few seconds must not flood the trainer); the ack keeps waiting.  A later
@@ -47,6 +56,8 @@ class Uploads:
         self.uploaded_seq: dict[int, int] = {}  # run_id -> highest seq in the bucket
         self.asked: dict[int, int] = {}  # run_id -> highest seq an Upload was asked for
         self.errors: dict[int, str] = {}  # run_id -> the last error told
+        # (log_dir, suffix) -> bytes an earlier daemon left in its spool, not uploaded
+        self.adopted: dict[tuple[str, str], int] = {}
 
     def spooled(self, act: Append) -> None:
         """``act`` (an s3 run's write) is in the spool: its clients' flushes wait for it."""
@@ -54,6 +65,22 @@ class Uploads:
             c = self.clients.get(m[0])
             if c is not None:
                 c.uploading[act.run_id] = act.seq
+                c.spooled.add((act.log_dir, act.suffix))
+
+    def restored(self, c: Client, spooled: list[list[str]]) -> None:
+        """``c`` is restored from an earlier daemon's snapshot: the s3 runs it
+        spooled records for then, and those it still writes, may hold its
+        records in a spool this daemon adopted."""
+        c.spooled.update((str(k[0]), str(k[1])) for k in spooled)
+        c.spooled.update((r.log_dir, r.suffix) for r in c.writers.values() if r.remote)
+
+    def backlog(self, key: tuple[str, str], waiting: int) -> None:
+        """The spool of s3 run ``key`` holds ``waiting`` bytes an earlier daemon
+        left (0: all of them are in the bucket now)."""
+        if waiting:
+            self.adopted[key] = waiting
+        else:
+            self.adopted.pop(key, None)
 
     def uploaded(self, run_id: int, seq: int) -> None:
         """Every write of ``run_id`` up to ``seq`` is in the bucket."""
@@ -74,10 +101,18 @@ class Uploads:
 
     def written(self, c: Client, tok: int) -> list[Action]:
         """Flush ``tok`` of ``c`` is written: its ``Ack`` now, or held for the uploads."""
-        if not c.uploading:
+        barrier = self._barrier(c)
+        if not c.uploading and not barrier:
             return [Ack(c.cid, tok)]
-        c.upload_waits.append((tok, dict(c.uploading)))
+        c.upload_waits.append((tok, dict(c.uploading), barrier))
         return []
+
+    def _barrier(self, c: Client) -> set[tuple[str, str]]:
+        """The adopted spools a flush of ``c`` waits for (see "After a restart")."""
+        if not self.adopted:
+            return set()
+        keys = c.spooled | {(r.log_dir, r.suffix) for r in c.writers.values() if r.remote}
+        return keys & self.adopted.keys()
 
     def release(self, c: Client) -> list[Action]:
         """The held ``Ack`` of ``c`` whose uploads are all done."""
@@ -85,16 +120,19 @@ class Uploads:
             return []
         acks: list[Action] = []
         waits = []
-        for tok, need in c.upload_waits:
-            if self._done(need):
+        for tok, need, barrier in c.upload_waits:
+            barrier &= self.adopted.keys()
+            if self._done(need) and not barrier:
                 acks.append(Ack(c.cid, tok))
             else:
-                waits.append((tok, need))
+                waits.append((tok, need, barrier))
         c.upload_waits = waits
         if not waits:  # forget what is uploaded (later writes stay)
             c.uploading = {
                 rid: seq for rid, seq in c.uploading.items() if self.uploaded_seq.get(rid, 0) < seq
             }
+            if not c.uploading:  # nothing of it left in a spool but an adopted backlog
+                c.spooled &= self.adopted.keys()
         return acks
 
     def _done(self, need: dict[int, int]) -> bool:

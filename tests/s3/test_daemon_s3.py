@@ -407,3 +407,41 @@ def test_close_with_store_down_returns_after_timeout_events_uploaded_later(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the daemon's notices of the failed uploads
         client.shutdown_client(5.0)
+
+
+def test_flush_after_restart_waits_for_the_adopted_spool(
+    node: DaemonEnv, s3server: WeedServer, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node.env["SUMMARYD_S3_SEAL_SECS"] = "600"  # records stay in the spool until the kill
+    node.start()
+    url = f"s3://{s3server.bucket}/{s3_prefix}/run"
+    w = SummaryWriter(url)
+    for i in range(100):
+        w.add_scalar("loss", float(i), i)
+
+    def spooled() -> bool:
+        return any(s["backlog_bytes"] > 0 for s in _status(node)["daemon"]["spools"])  # type: ignore[index]
+
+    wait_until(spooled)
+    s3server.stop()  # the next daemon cannot upload what it adopts yet
+    try:
+        node.stop(signal.SIGKILL)
+        node.start()
+        monkeypatch.setenv("SUMMARYD_FLUSH_TIMEOUT", "3")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            w.flush()  # nothing new: only the adopted records, not in the bucket
+        told = [str(m.message) for m in caught]
+        assert [m for m in told if "flush() timed out after 3 s" in m], told
+    finally:
+        s3server.start()
+    monkeypatch.setenv("SUMMARYD_FLUSH_TIMEOUT", "60")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        w.flush()
+    assert not [m for m in caught if "timed out" in str(m.message)]
+    # flush() returned: the earlier daemon's records are in the bucket, no waiting.
+    assert steps(accumulate(url), "loss") == list(range(100))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # notices of the failed uploads
+        w.close()

@@ -144,3 +144,67 @@ def test_a_client_gone_while_its_upload_is_pending_is_forgotten() -> None:
     acts = core.tick(T0 + 10)  # past the linger: the run closes
     assert of(acts, Ack) == [] and of(acts, Notice) == []  # nobody to tell
     assert core.runs == {}
+
+
+def _restarted(core: Core, *clients: Client) -> tuple[Core, dict]:
+    """A new core restored from ``core``'s snapshot, told first (as the loop's
+    first cycle is) that the run's spool was adopted with 500 bytes waiting."""
+    saved = core.snapshot()
+    new = Core()
+    new.backlog(500, (S3, ""), T0 + 10)
+    for c in clients:
+        new.hello(c.cid, 1234, 99, f"ring-{c.cid}", T0 + 10, tail=saved[c.cid]["tail"])
+        new.restore(c.cid, saved[c.cid], T0 + 10)
+        c.core = new  # its records from now on go to the new daemon
+    return new, saved
+
+
+def test_after_a_restart_flushes_wait_for_the_adopted_spool_of_their_runs() -> None:
+    core = Core()
+    c, loc = Client(core), Client(core, "loc")
+    c.send(T0, c.open(log_dir=S3), c.scalar(1, "t", 1.0, 1), c.close())
+    loc.send(T0, loc.open(log_dir=LOG), loc.scalar(1, "t", 1.0, 1))
+    s3_append(core.tick(T0 + 1))  # spooled; the daemon dies before the upload
+    new, saved = _restarted(core, c, loc)
+    assert saved[c.cid]["spooled"] == [[S3, ""]] and saved[c.cid]["at_tail"] == []
+
+    # The writer was closed before the kill (close()'s flush, sent again to the
+    # new daemon): the snapshot still says which spool holds its records.
+    new.flush(c.cid, 1, c.pos)
+    new.flush(loc.cid, 2, loc.pos)
+    acts = new.tick(T0 + 11)
+    assert of(acts, Ack) == [Ack(loc.cid, 2)]  # a local-only client is not held
+    assert of(acts, Upload) == []  # the uploader forces adopted spools by itself
+    new.backlog(200, (S3, "other-suffix"), T0 + 12)  # another run's backlog: not ours
+    assert of(new.tick(T0 + 12), Ack) == []
+    new.backlog(0, (S3, ""), T0 + 13)  # all of it in the bucket
+    assert of(new.tick(T0 + 13), Ack) == [Ack(c.cid, 1)]
+    assert new.clients[c.cid].spooled == set()  # nothing of it waits anywhere now
+    new.flush(c.cid, 3, c.pos)
+    assert of(new.tick(T0 + 14), Ack) == [Ack(c.cid, 3)]
+
+
+def test_after_a_restart_writers_of_the_run_wait_for_its_adopted_spool() -> None:
+    core = Core()
+    c = Client(core)
+    c.send(T0, c.open(log_dir=S3), c.scalar(1, "t", 1.0, 1))
+    s3_append(core.tick(T0 + 1))
+    core.clients[c.cid].spooled.clear()  # a snapshot of a daemon that kept no such list
+    new, saved = _restarted(core, c)
+    assert saved[c.cid]["spooled"] == []
+    newcomer = Client(new, "c2", now=T0 + 10)  # opens the run after the restart
+    newcomer.send(T0 + 10, newcomer.open(log_dir=S3))
+    new.tick(T0 + 10)
+    new.flush(c.cid, 1, c.pos)  # its writer is re-created from the snapshot: it waits
+    new.flush(newcomer.cid, 2, newcomer.pos)  # a writer of the run: waits too
+    assert of(new.tick(T0 + 11), Ack) == []
+
+    c.send(T0 + 12, c.scalar(1, "t", 2.0, 2))
+    new.flush(c.cid, 4, c.pos)
+    app = s3_append(new.tick(T0 + 12))
+    new.tick(T0 + 12)  # its Upload
+    # Uploaded in spool order: the barrier goes with the first upload after it.
+    new.backlog(0, (S3, ""), T0 + 13)
+    new.uploaded(app.run_id, app.seq, T0 + 13)
+    acks = of(new.tick(T0 + 13), Ack)
+    assert sorted((a.cid, a.tok) for a in acks) == [(c.cid, 1), (c.cid, 4), ("c2", 2)]
