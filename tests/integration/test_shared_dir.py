@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ..conftest import DaemonEnv, read_events
+from ..driven import Driven
 from .test_tensorboard_server import Server
 
 pytestmark = pytest.mark.integration
@@ -60,31 +59,14 @@ for line in sys.stdin:
 """
 
 
-class Trainer:
+class Trainer(Driven):
     def __init__(self, script: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(script)],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None and self.proc.stdout.readline() == "ready\n"
+        super().__init__(script, env)
+        assert self.readline() == "ready\n"
 
     def __call__(self, *command: object) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(" ".join(map(str, command)) + "\n")
-        self.proc.stdin.flush()
-        reply = self.proc.stdout.readline()
-        assert reply == "ok\n", f"{command}: {reply!r}"
-
-    def end(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout):
-            if f is not None:
-                f.close()
+        reply = self.ask(*command)
+        assert reply == "ok", f"{command}: {reply!r}"
 
 
 @pytest.fixture

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from summaryd.daemon.cli import request
 from summaryd.paths import locations
 
 from ..conftest import DaemonEnv, read_events
+from ..driven import Driven
 
 pytestmark = pytest.mark.integration
 
@@ -64,33 +63,15 @@ for line in sys.stdin:
 """
 
 
-class Peer:
+class Peer(Driven):
     def __init__(self, script: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(script)],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        pid, self.session = self.proc.stdout.readline().split()
+        super().__init__(script, env)
+        pid, self.session = self.readline().split()
         assert int(pid) == self.proc.pid
 
     def __call__(self, *command: object) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(" ".join(map(str, command)) + "\n")
-        self.proc.stdin.flush()
-        reply = self.proc.stdout.readline()
-        assert reply == "ok\n", f"{command}: {reply!r}"
-
-    def end(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout):
-            if f is not None:
-                f.close()
+        reply = self.ask(*command)
+        assert reply == "ok", f"{command}: {reply!r}"
 
 
 def points(log_dir: Path) -> Counter[tuple[str, int]]:

@@ -12,8 +12,6 @@ while the files are written (``DirectoryWatcher``, as TensorBoard's reloads).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,30 +22,19 @@ from tensorboard.backend.event_processing.event_file_loader import RawEventFileL
 from summaryd.daemon.eventfile import EventFile, is_live
 from summaryd.daemon.tfrecord import frame
 
+from ..driven import Driven
+
 PEER = Path(__file__).resolve().parent.parent / "peers" / "eventfile_peer.py"
 
 
-class Node:
+class Node(Driven):
     """A process writing one run's event file, like a daemon on another node."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(PEER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
+        super().__init__(PEER)
 
     def __call__(self, *command: object) -> str:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(" ".join(map(str, command)) + "\n")
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline().strip()
-
-    def end(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout):
-            if f is not None:
-                f.close()
+        return self.ask(*command)
 
 
 @pytest.fixture
@@ -158,15 +145,10 @@ def test_nodes_opening_at_once_converge_on_one_file(tmp_path: Path, nodes: list[
     made, every write after the first lands in the newest one, which every
     reader reads last."""
     ns = [nodes() for _ in range(8)]
+    for n in ns:  # all asked before any answer is read
+        n.send("open", tmp_path, 1)
     for n in ns:
-        assert n.proc.stdin is not None
-        n.proc.stdin.write(f"open {tmp_path} 1\n")
-    for n in ns:
-        assert n.proc.stdin is not None
-        n.proc.stdin.flush()
-    for n in ns:
-        assert n.proc.stdout is not None
-        n.proc.stdout.readline()
+        n.readline()
     paths = {n("append", f"n{i}") for i, n in enumerate(ns)}
     assert paths == {str(tmp_path / tfevents(tmp_path)[-1])}
     reader = LiveReader(tmp_path)

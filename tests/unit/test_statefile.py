@@ -5,13 +5,13 @@ are where it was to go (a directory shared by several nodes' daemons)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 from summaryd.daemon.statefile import HEAD_BYTES, StateFile
 from summaryd.daemon.tfrecord import frame
+
+from ..driven import Driven
 
 PEER = Path(__file__).resolve().parent.parent / "peers" / "eventfile_peer.py"
 
@@ -68,21 +68,12 @@ def test_another_daemons_records_at_the_offset_are_neither_counted_nor_cut(
 def test_a_torn_write_in_a_file_another_daemon_writes_is_left_to_it(tmp_path: Path) -> None:
     """Cutting a live shared file could cut what its other writers append; they
     move the run to a new file when they meet the torn tail."""
-    node = subprocess.Popen(
-        [sys.executable, str(PEER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    node = Driven(PEER)
     try:
-        assert node.stdin is not None and node.stdout is not None
-        node.stdin.write(f"open {tmp_path} 1\n")
-        node.stdin.flush()
-        path = Path(node.stdout.readline().strip())
+        path = Path(node.ask("open", tmp_path, 1))
         with open(path, "ab") as out:
             out.write(EARLIER + OURS[:30])
         assert _recover(tmp_path, _intent(path, len(EARLIER), OURS)) == []
         assert path.read_bytes() == EARLIER + OURS[:30]
     finally:
-        node.kill()
-        node.wait()
-        for s in (node.stdin, node.stdout):
-            if s is not None:
-                s.close()
+        node.end()
