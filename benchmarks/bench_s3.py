@@ -34,28 +34,15 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
-from s3server import WeedServer  # noqa: E402
-
-
-@dataclass
-class Tally:
-    requests: int = 0
-    bytes: int = 0
-
-    def hook(self, request: Any, **_: Any) -> None:
-        from summaryd.daemon.s3store import request_body_bytes
-
-        self.requests += 1
-        self.bytes += request_body_bytes(request)
+from benchmarks.s3common import Tally, WeedServer, bucket_usage  # noqa: E402
 
 
 def workloads(n_scalars: int, scalar_flush: int, n_images: int, image_flush: int) -> dict[str, Any]:
@@ -124,17 +111,6 @@ def run_ours(
     return Tally(st.requests, st.bytes_sent)
 
 
-def bucket_usage(s3: WeedServer, prefix: str) -> tuple[int, int]:
-    c = s3.client()
-    objs = bytes_ = 0
-    for page in c.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket, Prefix=prefix):
-        for o in page.get("Contents", []):
-            if "tfevents" in o["Key"]:
-                objs += 1
-                bytes_ += o["Size"]
-    return objs, bytes_
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scalars", type=int, default=100_000)
@@ -145,8 +121,7 @@ def main() -> None:
         "--max-writes", type=int, nargs="+", default=[1, 8], help="TailPolicy.max_writes to run"
     )
     args = ap.parse_args()
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from machine import describe
+    from benchmarks.machine import describe
 
     print(describe(("torch", "tensorboard", "boto3", "botocore")))
     with WeedServer.started(bucket="bench-s3") as s3, tempfile.TemporaryDirectory() as tmp:
@@ -157,12 +132,17 @@ def main() -> None:
             t0 = time.perf_counter()
             tally = run_torch(s3, f"w{k}", events, every)
             rows.append(
-                ("torch", tally, *bucket_usage(s3, f"torch-w{k}/"), time.perf_counter() - t0)
+                (
+                    "torch",
+                    tally,
+                    *bucket_usage(s3.client(), s3.bucket, f"torch-w{k}/"),
+                    time.perf_counter() - t0,
+                )
             )
             for mw in args.max_writes:
                 t0 = time.perf_counter()
                 tally = run_ours(s3, f"w{k}m{mw}", events, every, Path(tmp) / f"s{k}-{mw}", mw)
-                usage = bucket_usage(s3, f"ours-w{k}m{mw}/")
+                usage = bucket_usage(s3.client(), s3.bucket, f"ours-w{k}m{mw}/")
                 rows.append((f"summaryd w={mw}", tally, *usage, time.perf_counter() - t0))
             print(f"\n{label}, {len(events) // every} flushes")
             head = ("bytes sent", "requests", "objects", "in bucket", "time", "torch/us")
