@@ -60,6 +60,7 @@ from .output import Output
 from .remote import Remote
 from .rings import Rings
 from .statefile import StateFile
+from .waker import Waker
 
 log = logging.getLogger("summaryd")
 
@@ -127,7 +128,6 @@ class Daemon:
         # s3:// runs: spools and the uploader thread; it wakes the loop with results.
         self.remote = Remote(self._wake)
         self.output = Output(self.core, self.host, self.pid, self._save_state, self.remote)
-        self._woken = False
         # (monotonic time, records written so far), for the rate in `status`
         self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=20)
         self._samples.append((time.monotonic(), 0))
@@ -159,16 +159,15 @@ class Daemon:
         self.ctx = zmq.Context(io_threads=1)
         self.rings.saved = self.state.recover()
         sock = self.control.bind(self.ctx)
-        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._wake_r, self._wake_w = rfd, wfd
+        self._waker = Waker()
         self.pool = EncoderPool(self.encoders, wake=self._wake)
-        old_fd = signal.set_wakeup_fd(wfd)
+        old_fd = signal.set_wakeup_fd(self._waker.w)
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         # A file-size limit must fail the write (EFBIG), not kill the daemon.
         old[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         self.poller = zmq.Poller()
         self.poller.register(sock, zmq.POLLIN)
-        self.poller.register(rfd, zmq.POLLIN)
+        self.poller.register(self._waker.r, zmq.POLLIN)
         try:
             self.heartbeat.start()
             # Spools an earlier daemon left (SIGKILL): uploaded from now on.
@@ -194,8 +193,7 @@ class Daemon:
             signal.set_wakeup_fd(old_fd)
             # No encoder may write to the wake pipe once its descriptor is reused.
             self.pool.close()
-            os.close(rfd)
-            os.close(wfd)
+            self._waker.close()
             sock.close(linger=0)
             self.ctx.term()
             for path in (self.loc.socket_path, self.loc.pid_path):
@@ -217,15 +215,7 @@ class Daemon:
         self.stopping = True
 
     def _wake(self) -> None:
-        # One byte per wake-up, not per finished job: the loop clears the flag
-        # when it reads the pipe (a race only costs one extra byte).
-        if self._woken:
-            return
-        self._woken = True
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # the pipe is full (the loop wakes anyway) or closed at exit
+        self._waker.wake()
 
     def _run(self) -> None:
         now = time.monotonic()
@@ -238,13 +228,8 @@ class Daemon:
         while not self.stopping:
             events = dict(self.poller.poll(int(timeout * 1000)))
             now = time.monotonic()
-            if self._wake_r in events:
-                self._woken = False
-                try:
-                    while os.read(self._wake_r, 512):
-                        pass
-                except BlockingIOError:
-                    pass
+            if self._waker.r in events:
+                self._waker.clear()
             if self.control.sock in events:
                 self.control.receive(now)
             # Encodings far behind: leave the records in the rings (their
