@@ -13,9 +13,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class OpenFile:
+    """Open the run's event file.  ``fresh``: a resumed life (purge_step) starts
+    a file of its own, never joining one another daemon writes (that file holds
+    the earlier life and is purged once it is finished)."""
+
     run_id: int
     log_dir: str
     suffix: str
+    fresh: bool = False
 
 
 @dataclass(frozen=True)

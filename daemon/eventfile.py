@@ -158,16 +158,27 @@ class EventFile:
 
     @classmethod
     def create(
-        cls, log_dir: str, now: float, host: str, pid: int, n: int, suffix: str
+        cls,
+        log_dir: str,
+        now: float,
+        host: str,
+        pid: int,
+        n: int,
+        suffix: str,
+        fresh: bool = False,
     ) -> EventFile:
-        """Join the run's live file in ``log_dir``, or create one that sorts last."""
+        """Join the run's live file in ``log_dir``, or create one that sorts last.
+
+        ``fresh`` (a resumed life): always create, even past a live file; the
+        other daemons' later opens join the new file, their writers follow it.
+        """
         f = cls(log_dir, host, pid, n, suffix)
         os.makedirs(log_dir, exist_ok=True)
         newest = f._newest()
         if newest is None:
             f._create(now)
         else:
-            f._enter(newest, now)
+            f._enter(newest, now, join=not fresh)
         f._follow(now)
         return f
 
@@ -199,9 +210,10 @@ class EventFile:
             moved = True
         raise OSError(f"the event files of {self.log_dir} keep changing")
 
-    def _enter(self, path: str, now: float) -> None:
-        """Under ``path``'s APPEND lock: join it if it is live and whole, else
-        create the run's next file (a creation no writer of ``path`` can miss)."""
+    def _enter(self, path: str, now: float, join: bool = True) -> None:
+        """Under ``path``'s APPEND lock: join it if it is live and whole (and
+        ``join``), else create the run's next file (a creation no writer of
+        ``path`` can miss)."""
         try:
             fd: int | None = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError:
@@ -212,7 +224,12 @@ class EventFile:
             _lock(fd, fcntl.LOCK_EX, APPEND)
             size = os.fstat(fd).st_size
             # Never our own (another life of the run); never past damage.
-            if _identity(fd) not in _held and _live_fd(fd) and whole_end(fd, 0, size) == size:
+            if (
+                join
+                and _identity(fd) not in _held
+                and _live_fd(fd)
+                and whole_end(fd, 0, size) == size
+            ):
                 _lock(fd, fcntl.LOCK_SH, LIVE)
                 _lock(fd, fcntl.LOCK_UN, APPEND)
                 self._adopt(path, fd, size)

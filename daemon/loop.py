@@ -240,6 +240,7 @@ class Daemon:
             if now >= next_live:
                 next_live = now + LIVENESS_EVERY
                 self.rings.check_liveness(now)
+                self.output.retry_purges()
                 self._samples.append((now, self.core.records_total))
             if now >= next_scan:
                 next_scan = now + SCAN_EVERY

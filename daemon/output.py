@@ -23,6 +23,8 @@ from .statefile import HEAD_BYTES
 
 log = logging.getLogger("summaryd")
 
+PURGE_DEFER_LIMIT = 600.0  # seconds a purge waits for another daemon to finish a file
+
 
 class Output:
     def __init__(
@@ -43,6 +45,11 @@ class Output:
         # Runs whose event file has an open descriptor, least recently written first.
         self._open_fds: collections.OrderedDict[int, None] = collections.OrderedDict()
         self.file_errors = 0
+        # Runs whose file, when (re)tried, starts a resumed life (``OpenFile.fresh``).
+        self._fresh: set[int] = set()
+        # Earlier lives' files another daemon still wrote at the purge: path ->
+        # (purge step, monotonic time to give up).
+        self._deferred: dict[str, tuple[int, float]] = {}
         self._file_n = 0
 
     def open_file(self, act: OpenFile) -> None:
@@ -50,8 +57,10 @@ class Output:
             if is_remote(act.log_dir):
                 self.remote.open_run(act.run_id, act.log_dir, act.suffix)
                 return
-            self.files[act.run_id] = self._create(act.run_id, act.log_dir, act.suffix)
+            self.files[act.run_id] = self._create(act.run_id, act.log_dir, act.suffix, act.fresh)
         except (OSError, SpoolError) as exc:
+            if act.fresh:
+                self._fresh.add(act.run_id)  # the retry too starts a file of its own
             # Retried at the run's next write, which reports the failure.
             log.error("cannot create an event file in %s: %s", act.log_dir, exc)
 
@@ -65,7 +74,10 @@ class Output:
             if f is None:
                 # The file could not be created earlier (unwritable directory,
                 # disk full), or this retries a write after the run closed.
-                f = self.files[act.run_id] = self._create(act.run_id, act.log_dir, act.suffix)
+                fresh = act.run_id in self._fresh
+                f = self._create(act.run_id, act.log_dir, act.suffix, fresh)
+                self.files[act.run_id] = f
+                self._fresh.discard(act.run_id)
             elif f.fd is None:
                 self._make_room()
             f.append(data, self._intent(act))
@@ -121,6 +133,7 @@ class Output:
             self.remote.close_run(act.run_id)
             return
         self._open_fds.pop(act.run_id, None)
+        self._fresh.discard(act.run_id)
         f = self.files.pop(act.run_id, None)
         if f is not None:
             try:
@@ -143,15 +156,39 @@ class Output:
             return
         for name in names:
             path = os.path.join(act.log_dir, name)
-            if path in open_paths or is_live(path):  # never a file being written
+            if path in open_paths:
                 continue
-            try:
-                removed = purge_file(path, act.step, encode.survives_purge)
-            except OSError as exc:
-                log.error("purging %s failed: %s", path, exc)
+            if is_live(path):
+                # Another daemon still writes the earlier life here (a node of
+                # the run sharing the directory): purged once it lets go.
+                self._deferred[path] = (act.step, time.monotonic() + PURGE_DEFER_LIMIT)
                 continue
-            if removed:
-                log.info("purged %d event(s) at step >= %d from %s", removed, act.step, path)
+            self._purge_one(path, act.step)
+
+    def retry_purges(self) -> None:
+        """Purge the deferred files nobody writes any more (called every half second)."""
+        for path, (step, give_up) in list(self._deferred.items()):
+            if not is_live(path):
+                del self._deferred[path]
+                self._purge_one(path, step)
+            elif time.monotonic() > give_up:
+                del self._deferred[path]
+                log.warning(
+                    "%s is still written by another daemon after %.0f s: steps >= %d "
+                    "stay in it (TensorBoard's Python loader drops them, the Rust one not)",
+                    path,
+                    PURGE_DEFER_LIMIT,
+                    step,
+                )
+
+    def _purge_one(self, path: str, step: int) -> None:
+        try:
+            removed = purge_file(path, step, encode.survives_purge)
+        except OSError as exc:
+            log.error("purging %s failed: %s", path, exc)
+            return
+        if removed:
+            log.info("purged %d event(s) at step >= %d from %s", removed, step, path)
 
     def path_of(self, run_id: int) -> str | None:
         f = self.files.get(run_id)
@@ -162,10 +199,10 @@ class Output:
             f.close()
         self.files.clear()
 
-    def _create(self, run_id: int, log_dir: str, suffix: str) -> EventFile:
+    def _create(self, run_id: int, log_dir: str, suffix: str, fresh: bool = False) -> EventFile:
         self._file_n += 1
         self._make_room()
-        f = EventFile.create(log_dir, time.time(), self.host, self.pid, self._file_n, suffix)
+        f = EventFile.create(log_dir, time.time(), self.host, self.pid, self._file_n, suffix, fresh)
         self._open_fds[run_id] = None
         return f
 

@@ -41,11 +41,14 @@ print("ready", flush=True)
 for line in sys.stdin:
     cmd, *args = line.split()
     try:
-        if cmd == "log":  # log DIR TAG FIRST END
+        if cmd == "log":  # log DIR TAG FIRST END [OFFSET]: value = step + OFFSET
             if args[0] not in writers:
                 writers[args[0]] = SummaryWriter(args[0])
+            off = float(args[4]) if len(args) > 4 else 0.0
             for i in range(int(args[2]), int(args[3])):
-                writers[args[0]].add_scalar(args[1], float(i), i)
+                writers[args[0]].add_scalar(args[1], i + off, i)
+        elif cmd == "resume":  # resume DIR STEP: a writer with purge_step
+            writers[args[0]] = SummaryWriter(args[0], purge_step=int(args[1]))
         elif cmd == "flush":
             writers[args[0]].flush()
         elif cmd == "quit":
@@ -217,3 +220,63 @@ def test_a_node_killed_and_restarted_mid_run_loses_and_repeats_nothing(
     assert {t: steps(live, t) for t in want} == want
     counts = Counter((v.tag, e.step) for e in read_events(run) for v in e.summary.value)
     assert counts == Counter({(t, i): 1 for t in want for i in range(150)})
+
+
+def values(acc: EventAccumulator, tag: str) -> list[tuple[int, float]]:
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def test_a_resumed_life_starts_a_new_file_and_purges_the_shared_one_once_it_is_finished(
+    node_envs: tuple[DaemonEnv, DaemonEnv], trainers: list[Trainer], tmp_path: Path
+) -> None:
+    """Rank 0 on node a resumes with purge_step=50 while node b's daemon still
+    writes the first life's file: the new life must not join that file (the
+    Rust loader would show the first life's steps >= 50 next to the new ones);
+    the file is purged once node b is done with it."""
+    a, b = node_envs
+    root = tmp_path / "logs"
+    run = root / "shared"
+    a.start()
+    b.start()
+    ta, tb = trainers(a.env), trainers(b.env)
+    for t, tag in ((ta, "node_a"), (tb, "node_b")):
+        t("log", run, tag, 0, 100)
+        t("flush", run)
+    live = EventAccumulator(str(run))
+    live.Reload()
+    ta("quit")  # rank 0's first life ends (node b's trainer still holds the file)
+    ta2 = trainers(a.env)
+    ta2("resume", run, 50)
+    ta2("log", run, "node_a", 50, 80, 1000)
+    ta2("flush", run)
+    first_life = sorted(n for n in os.listdir(run) if "tfevents" in n)
+    assert len(first_life) == 2  # the new life's file sorts after the shared one
+    tb("quit")  # node b's first life ends; its daemon lets go of the file
+    tb2 = trainers(b.env)
+    tb2("log", run, "node_b", 50, 80, 1000)
+    tb2("flush", run)
+    live.Reload()
+    ta2("quit")
+    tb2("quit")
+    want = {
+        t: [(i, float(i)) for i in range(50)] + [(i, i + 1000.0) for i in range(50, 80)]
+        for t in ("node_a", "node_b")
+    }
+    live.Reload()
+    assert {t: values(live, t) for t in want} == want
+    fresh = EventAccumulator(str(run))
+    fresh.Reload()
+    assert {t: values(fresh, t) for t in want} == want
+    steps_wanted = {t: [s for s, _ in v] for t, v in want.items()}
+    server = Server("load_fast=True", root, True, tmp_path / "tb-fast.log")
+    try:
+        server.wait_answering(time.monotonic() + 60)
+        # The Rust loader ignores SessionLog.START: it shows the purge only
+        # if the first life's file lost its steps >= 50.
+        wait_served(server, "shared", steps_wanted)
+        for t, v in want.items():
+            data = server.json("/data/plugin/scalars/scalars", {"run": "shared", "tag": t})
+            assert sorted((int(p[1]), p[2]) for p in data) == v
+    finally:
+        server.terminate()
+        server.reap()
