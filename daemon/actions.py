@@ -13,14 +13,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class OpenFile:
-    """Open the run's event file.  ``fresh``: a resumed life (purge_step) starts
-    a file of its own, never joining one another daemon writes (that file holds
-    the earlier life and is purged once it is finished)."""
+    """Open the run's event file.  ``purge_step``: the run is a life resumed at
+    that step, which joins only a file another daemon began for the same life
+    (another node's rank resuming too), never the earlier life's file."""
 
     run_id: int
     log_dir: str
     suffix: str
-    fresh: bool = False
+    purge_step: int | None = None
 
 
 @dataclass(frozen=True)

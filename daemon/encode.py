@@ -13,6 +13,7 @@ cost); a unit test pins its bytes to the message-built ones.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from summaryd import wire
 from summaryd.proto import event_pb2, plugin_text_pb2, summary_pb2, tensor_pb2
 from summaryd.wire import varint as _varint
 
-from . import encode_graph, encode_image, encode_numeric, encode_plugins
+from . import encode_graph, encode_image, encode_numeric, encode_plugins, tfrecord
 from .arrays import decode_arrays
 from .tfrecord import frame
 
@@ -170,6 +171,37 @@ def session_start(walltime: float, step: int) -> bytes:
     return _message_event(
         walltime, step, session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)
     )
+
+
+def purge_pair_step(first: bytes, second: bytes) -> int | None:
+    """``R`` if two serialized events are torch's purge_step pair at ``R``
+    (``file_version`` then ``session_start``), else None."""
+    try:
+        a = event_pb2.Event.FromString(first)
+        b = event_pb2.Event.FromString(second)
+    except Exception:  # protobuf's DecodeError: not a pair, whatever the bytes are
+        return None
+    if (
+        a.HasField("file_version")
+        and not a.HasField("source_metadata")
+        and b.HasField("session_log")
+        and b.session_log.status == event_pb2.SessionLog.START
+        and a.step == b.step
+    ):
+        return int(b.step)
+    return None
+
+
+def without_purge_pair(framed: bytes, step: int) -> bytes:
+    """``framed`` records without the first purge_step pair at ``step`` (a rank
+    joining a life another daemon began: its pair is written once)."""
+    # Right after the writer's file header, in the run's first write.
+    for (s0, e0), (s1, e1) in itertools.pairwise(itertools.islice(tfrecord.spans(framed), 4)):
+        first = framed[s0 + tfrecord.HEADER_BYTES : e0 - tfrecord.FOOTER_BYTES]
+        second = framed[s1 + tfrecord.HEADER_BYTES : e1 - tfrecord.FOOTER_BYTES]
+        if purge_pair_step(bytes(first), bytes(second)) == step:
+            return bytes(framed[:s0]) + bytes(framed[e1:])
+    return framed
 
 
 def raw_event(tag: str, params: dict[str, Any], arrays: list[Any]) -> list[Any]:

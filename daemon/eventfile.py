@@ -46,11 +46,13 @@ import re
 import time
 from collections.abc import Callable, Iterable
 
-from .tfrecord import FOOTER_BYTES, HEADER_BYTES, whole_records_length
+from . import encode
+from .tfrecord import FOOTER_BYTES, HEADER_BYTES, spans, whole_records_length
 
 LIVE = 1 << 62  # lock offsets: beyond any file's end, so they lock no data
 APPEND = LIVE + 1
 _SCAN_CHUNK = 8 << 20  # others' bytes checked in slices of this size
+_LIFE_PROBE = 64 << 10  # bytes read to find a file's first records
 
 _CREATE = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
@@ -154,6 +156,7 @@ class EventFile:
         self.path = ""
         self.fd: int | None = None
         self.end = 0  # bytes of the file known to be whole records (ours and others')
+        self.joined_life: int | None = None  # a resumed life another daemon's file began
         self._dir_mtime = 0
 
     @classmethod
@@ -165,12 +168,14 @@ class EventFile:
         pid: int,
         n: int,
         suffix: str,
-        fresh: bool = False,
+        life: int | None = None,
     ) -> EventFile:
         """Join the run's live file in ``log_dir``, or create one that sorts last.
 
-        ``fresh`` (a resumed life): always create, even past a live file; the
-        other daemons' later opens join the new file, their writers follow it.
+        ``life``: the run is a life resumed at that purge step.  It joins only
+        a live file that began the same life (another node's rank resumed
+        too; ``joined_life`` then tells the caller to leave out its own purge
+        pair), never the earlier life's file, however live.
         """
         f = cls(log_dir, host, pid, n, suffix)
         os.makedirs(log_dir, exist_ok=True)
@@ -178,7 +183,7 @@ class EventFile:
         if newest is None:
             f._create(now)
         else:
-            f._enter(newest, now, join=not fresh)
+            f._enter(newest, now, life)
         f._follow(now)
         return f
 
@@ -210,10 +215,10 @@ class EventFile:
             moved = True
         raise OSError(f"the event files of {self.log_dir} keep changing")
 
-    def _enter(self, path: str, now: float, join: bool = True) -> None:
+    def _enter(self, path: str, now: float, life: int | None = None) -> None:
         """Under ``path``'s APPEND lock: join it if it is live and whole (and
-        ``join``), else create the run's next file (a creation no writer of
-        ``path`` can miss)."""
+        began ``life``, if given), else create the run's next file (a creation
+        no writer of ``path`` can miss)."""
         try:
             fd: int | None = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError:
@@ -225,14 +230,15 @@ class EventFile:
             size = os.fstat(fd).st_size
             # Never our own (another life of the run); never past damage.
             if (
-                join
-                and _identity(fd) not in _held
+                _identity(fd) not in _held
                 and _live_fd(fd)
                 and whole_end(fd, 0, size) == size
+                and (life is None or file_life(fd) == life)
             ):
                 _lock(fd, fcntl.LOCK_SH, LIVE)
                 _lock(fd, fcntl.LOCK_UN, APPEND)
                 self._adopt(path, fd, size)
+                self.joined_life = life
                 fd = None
                 return
             # Finished (a closed run, a dead daemon, torch's writer) or torn.
@@ -370,6 +376,28 @@ class EventFile:
         finally:
             self._release(self.fd)
             self.fd = None
+
+
+def file_life(fd: int) -> int | None:
+    """The purge step of the life a file began (its records after the file
+    header are torch's purge_step pair), or None."""
+    first = os.pread(fd, _LIFE_PROBE, 0)
+    records = [first[s + HEADER_BYTES : e - FOOTER_BYTES] for s, e in spans(first)][1:3]
+    return encode.purge_pair_step(*records) if len(records) == 2 else None
+
+
+def live_life(path: str) -> int | None:
+    """The life (purge step) another daemon's live file at ``path`` began, or None."""
+    if _held_here(path) or not is_live(path):
+        return None  # never a second descriptor of our own file (POSIX locks)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        return file_life(fd)
+    finally:
+        os.close(fd)
 
 
 def _held_here(path: str) -> bool:

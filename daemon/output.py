@@ -15,7 +15,7 @@ from typing import Any
 from . import encode
 from .actions import Append, CloseFile, OpenFile, PurgeFiles
 from .core import Core
-from .eventfile import EventFile, is_live
+from .eventfile import EventFile, is_live, live_life
 from .files import purge_file
 from .remote import Remote, is_remote
 from .spool import SpoolError
@@ -45,8 +45,11 @@ class Output:
         # Runs whose event file has an open descriptor, least recently written first.
         self._open_fds: collections.OrderedDict[int, None] = collections.OrderedDict()
         self.file_errors = 0
-        # Runs whose file, when (re)tried, starts a resumed life (``OpenFile.fresh``).
-        self._fresh: set[int] = set()
+        # Runs whose file, when tried again, starts a life resumed at this step.
+        self._lives: dict[int, int] = {}
+        # Runs that joined a life another daemon began at this step: their own
+        # purge pair is left out of their first write (one START per life).
+        self._drop_pair: dict[int, int] = {}
         # Earlier lives' files another daemon still wrote at the purge: path ->
         # (purge step, monotonic time to give up).
         self._deferred: dict[str, tuple[int, float]] = {}
@@ -57,10 +60,12 @@ class Output:
             if is_remote(act.log_dir):
                 self.remote.open_run(act.run_id, act.log_dir, act.suffix)
                 return
-            self.files[act.run_id] = self._create(act.run_id, act.log_dir, act.suffix, act.fresh)
+            self.files[act.run_id] = self._create(
+                act.run_id, act.log_dir, act.suffix, act.purge_step
+            )
         except (OSError, SpoolError) as exc:
-            if act.fresh:
-                self._fresh.add(act.run_id)  # the retry too starts a file of its own
+            if act.purge_step is not None:
+                self._lives[act.run_id] = act.purge_step  # for the retry
             # Retried at the run's next write, which reports the failure.
             log.error("cannot create an event file in %s: %s", act.log_dir, exc)
 
@@ -74,13 +79,15 @@ class Output:
             if f is None:
                 # The file could not be created earlier (unwritable directory,
                 # disk full), or this retries a write after the run closed.
-                fresh = act.run_id in self._fresh
-                f = self._create(act.run_id, act.log_dir, act.suffix, fresh)
+                life = self._lives.pop(act.run_id, None)
+                f = self._create(act.run_id, act.log_dir, act.suffix, life)
                 self.files[act.run_id] = f
-                self._fresh.discard(act.run_id)
             elif f.fd is None:
                 self._make_room()
-            f.append(data, self._intent(act))
+            if act.run_id in self._drop_pair:
+                data = encode.without_purge_pair(data, self._drop_pair[act.run_id])
+            f.append(data, self._intent(act, data))
+            self._drop_pair.pop(act.run_id, None)
             self._open_fds[act.run_id] = None
             self._open_fds.move_to_end(act.run_id)
         except OSError as exc:
@@ -91,14 +98,13 @@ class Output:
             return
         self.core.write_succeeded(act)
 
-    def _intent(self, act: Append) -> Callable[[str, int], None]:
+    def _intent(self, act: Append, data: bytes) -> Callable[[str, int], None]:
         """Persists, just before ``act`` is written at ``path``/``offset`` (under
         the file's append lock), where its records go and their CRC: a restarted
         daemon counts them as written only if those bytes are there (other
         daemons may have appended at that offset after this one died)."""
 
         def intent(path: str, offset: int) -> None:
-            data = act.data
             commits = [list(c) for c in act.commits]
             self.save_state(
                 {
@@ -117,7 +123,7 @@ class Output:
         data = act.data
         try:
             self.remote.append(
-                act.run_id, act.log_dir, act.suffix, act.seq, data, self._intent(act)
+                act.run_id, act.log_dir, act.suffix, act.seq, data, self._intent(act, data)
             )
         except (OSError, SpoolError) as exc:
             self.file_errors += 1
@@ -133,7 +139,8 @@ class Output:
             self.remote.close_run(act.run_id)
             return
         self._open_fds.pop(act.run_id, None)
-        self._fresh.discard(act.run_id)
+        self._lives.pop(act.run_id, None)
+        self._drop_pair.pop(act.run_id, None)
         f = self.files.pop(act.run_id, None)
         if f is not None:
             try:
@@ -154,6 +161,12 @@ class Output:
         except OSError as exc:
             log.warning("purge of %s: %s", act.log_dir, exc)
             return
+        # Another node's rank resumed this life first: its file and the later
+        # ones are the new life's, not to be purged.
+        for i in range(len(names) - 1, -1, -1):
+            if live_life(os.path.join(act.log_dir, names[i])) == act.step:
+                names = names[:i]
+                break
         for name in names:
             path = os.path.join(act.log_dir, name)
             if path in open_paths:
@@ -199,10 +212,12 @@ class Output:
             f.close()
         self.files.clear()
 
-    def _create(self, run_id: int, log_dir: str, suffix: str, fresh: bool = False) -> EventFile:
+    def _create(self, run_id: int, log_dir: str, suffix: str, life: int | None = None) -> EventFile:
         self._file_n += 1
         self._make_room()
-        f = EventFile.create(log_dir, time.time(), self.host, self.pid, self._file_n, suffix, fresh)
+        f = EventFile.create(log_dir, time.time(), self.host, self.pid, self._file_n, suffix, life)
+        if f.joined_life is not None:
+            self._drop_pair[run_id] = f.joined_life
         self._open_fds[run_id] = None
         return f
 

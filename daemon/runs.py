@@ -196,7 +196,7 @@ class Runs:
                 run.idle_since = run.closed_by = None
         assert run.purge_step is not None
         self.outbox.append(PurgeFiles(run.log_dir, run.purge_step))
-        self.outbox.append(OpenFile(run.run_id, run.log_dir, run.suffix, fresh=True))
+        self.outbox.append(OpenFile(run.run_id, run.log_dir, run.suffix, run.purge_step))
         run.advance("start")
         run.predecessor = None
         if not run.writers:

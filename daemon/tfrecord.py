@@ -19,6 +19,7 @@ CPU has it); a pure-Python CRC would cost more than everything else per event.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 from crc32c import crc32c
 
@@ -80,3 +81,17 @@ def whole_records_length(buf: bytes) -> int:
             break
         o = end
     return o
+
+
+def spans(buf: bytes) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each whole record at the start of ``buf``, by their
+    lengths alone (for framing this daemon made or already checked)."""
+    o = 0
+    n = len(buf)
+    while o + HEADER_BYTES <= n:
+        (length,) = _len.unpack_from(buf, o)
+        end = o + HEADER_BYTES + length + FOOTER_BYTES
+        if end > n:
+            return
+        yield o, end
+        o = end

@@ -280,3 +280,60 @@ def test_a_resumed_life_starts_a_new_file_and_purges_the_shared_one_once_it_is_f
     finally:
         server.terminate()
         server.reap()
+
+
+def test_ranks_of_two_nodes_resuming_at_one_step_purge_once(
+    node_envs: tuple[DaemonEnv, DaemonEnv], trainers: list[Trainer], tmp_path: Path
+) -> None:
+    """Both nodes' ranks resume with purge_step=50.  Each daemon would write
+    torch's purge pair; a second SessionLog.START read after the first node's
+    new points makes TensorBoard's Python loader drop them.  The second node
+    joins the life the first began and leaves its pair out."""
+    a, b = node_envs
+    root = tmp_path / "logs"
+    run = root / "shared"
+    a.start()
+    b.start()
+    ta, tb = trainers(a.env), trainers(b.env)
+    for t, tag in ((ta, "node_a"), (tb, "node_b")):
+        t("log", run, tag, 0, 100)
+        t("flush", run)
+    ta("quit")
+    tb("quit")
+    live = EventAccumulator(str(run))
+    live.Reload()
+    ta2 = trainers(a.env)
+    ta2("resume", run, 50)
+    ta2("log", run, "node_a", 50, 80, 1000)
+    ta2("flush", run)
+    live.Reload()
+    tb2 = trainers(b.env)
+    tb2("resume", run, 50)
+    tb2("log", run, "node_b", 50, 80, 1000)
+    tb2("flush", run)
+    ta2("log", run, "node_a", 80, 90, 1000)
+    ta2("flush", run)
+    live.Reload()
+    ta2("quit")
+    tb2("quit")
+    live.Reload()
+    want = {
+        "node_a": [(i, float(i)) for i in range(50)] + [(i, i + 1000.0) for i in range(50, 90)],
+        "node_b": [(i, float(i)) for i in range(50)] + [(i, i + 1000.0) for i in range(50, 80)],
+    }
+    assert {t: values(live, t) for t in want} == want
+    fresh = EventAccumulator(str(run))
+    fresh.Reload()
+    assert {t: values(fresh, t) for t in want} == want
+    starts = [e.step for e in read_events(run) if e.HasField("session_log")]
+    assert starts == [50]  # one pair for the resumed life
+    server = Server("load_fast=True", root, True, tmp_path / "tb-fast.log")
+    try:
+        server.wait_answering(time.monotonic() + 60)
+        wait_served(server, "shared", {t: [s for s, _ in v] for t, v in want.items()})
+        for t, v in want.items():
+            data = server.json("/data/plugin/scalars/scalars", {"run": "shared", "tag": t})
+            assert sorted((int(p[1]), p[2]) for p in data) == v
+    finally:
+        server.terminate()
+        server.reap()

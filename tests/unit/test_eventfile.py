@@ -194,3 +194,28 @@ def test_a_filesystem_without_hard_links_still_gets_a_live_file(
         assert os.listdir(tmp_path) == [os.path.basename(f.path)]
     finally:
         f.close()
+
+
+def test_a_file_that_began_a_resumed_life_says_at_which_step(tmp_path: Path) -> None:
+    from summaryd.daemon import encode
+    from summaryd.daemon.eventfile import file_life
+
+    header = frame(encode.file_header(1.0))
+    pair = frame(encode.file_version(2.0, 50)) + frame(encode.session_start(2.0, 50))
+    scalar = frame(encode.file_version(3.0, 7))  # any event
+    for content, life in (
+        (header + pair + scalar, 50),
+        (header + scalar + pair, None),  # a pair later on starts no file's life
+        (header + scalar, None),
+        (header, None),
+        (b"", None),
+    ):
+        p = tmp_path / "f"
+        p.write_bytes(content)
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            assert file_life(fd) == life
+        finally:
+            os.close(fd)
+    assert encode.without_purge_pair(header + pair + scalar, 50) == header + scalar
+    assert encode.without_purge_pair(header + pair + scalar, 49) == header + pair + scalar
