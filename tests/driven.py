@@ -46,3 +46,19 @@ class Driven:
         for f in (self.proc.stdin, self.proc.stdout):
             if f is not None:
                 f.close()
+
+
+TRAINER = Path(__file__).resolve().parent / "peers" / "line_trainer.py"
+
+
+class Trainer(Driven):
+    """``tests/peers/line_trainer.py`` in ``env``: each command must answer "ok"."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        super().__init__(TRAINER, env)
+        pid, self.session = self.readline().split()
+        assert int(pid) == self.proc.pid
+
+    def __call__(self, *command: object) -> None:
+        reply = self.ask(*command)
+        assert reply == "ok", f"{command}: {reply!r}"

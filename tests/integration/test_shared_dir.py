@@ -17,59 +17,17 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ..conftest import DaemonEnv, read_events
-from ..driven import Driven
+from ..driven import Trainer
 from .test_tensorboard_server import Server
 
 pytestmark = pytest.mark.integration
-
-# A trainer driven line by line on stdin; answers "ok" or "error <exception>".
-TRAINER = r"""
-import sys, warnings
-
-warnings.simplefilter("error")
-from summaryd import SummaryWriter
-
-writers = {}
-print("ready", flush=True)
-for line in sys.stdin:
-    cmd, *args = line.split()
-    try:
-        if cmd == "log":  # log DIR TAG FIRST END [OFFSET]: value = step + OFFSET
-            if args[0] not in writers:
-                writers[args[0]] = SummaryWriter(args[0])
-            off = float(args[4]) if len(args) > 4 else 0.0
-            for i in range(int(args[2]), int(args[3])):
-                writers[args[0]].add_scalar(args[1], i + off, i)
-        elif cmd == "resume":  # resume DIR STEP: a writer with purge_step
-            writers[args[0]] = SummaryWriter(args[0], purge_step=int(args[1]))
-        elif cmd == "flush":
-            writers[args[0]].flush()
-        elif cmd == "quit":
-            for w in writers.values():
-                w.close()
-        print("ok", flush=True)
-    except Exception as exc:
-        print("error", repr(exc), flush=True)
-    if cmd == "quit":
-        break
-"""
-
-
-class Trainer(Driven):
-    def __init__(self, script: Path, env: dict[str, str]) -> None:
-        super().__init__(script, env)
-        assert self.readline() == "ready\n"
-
-    def __call__(self, *command: object) -> None:
-        reply = self.ask(*command)
-        assert reply == "ok", f"{command}: {reply!r}"
 
 
 @pytest.fixture
@@ -98,19 +56,20 @@ def node_envs(tmp_path: Path) -> Iterator[tuple[DaemonEnv, DaemonEnv]]:
                     os.unlink(os.path.join("/dev/shm", ring))
 
 
-@pytest.fixture
-def trainers(tmp_path: Path) -> Iterator[list[Trainer]]:
-    made: list[Trainer] = []
-    script = tmp_path / "trainer.py"
-    script.write_text(TRAINER)
+Start = Callable[[dict[str, str]], Trainer]
 
-    class Make(list[Trainer]):
-        def __call__(self, env: dict[str, str]) -> Trainer:
-            made.append(Trainer(script, env))
-            return made[-1]
+
+@pytest.fixture
+def trainers() -> Iterator[Callable[[dict[str, str]], Trainer]]:
+    """Starts a trainer (``tests/peers/line_trainer.py``); all stopped by PID after."""
+    made: list[Trainer] = []
+
+    def start(env: dict[str, str]) -> Trainer:
+        made.append(Trainer(env))
+        return made[-1]
 
     try:
-        yield Make()
+        yield start
     finally:
         for t in made:
             t.end()
@@ -143,7 +102,9 @@ def wait_served(server: Server, run: str, want: dict[str, list[int]]) -> None:
 
 
 def test_two_nodes_one_directory_every_event_in_both_loaders(
-    node_envs: tuple[DaemonEnv, DaemonEnv], trainers: list[Trainer], tmp_path: Path
+    node_envs: tuple[DaemonEnv, DaemonEnv],
+    trainers: Start,
+    tmp_path: Path,
 ) -> None:
     a, b = node_envs
     root = tmp_path / "logs"
@@ -189,7 +150,9 @@ def test_two_nodes_one_directory_every_event_in_both_loaders(
 
 
 def test_a_node_killed_and_restarted_mid_run_loses_and_repeats_nothing(
-    node_envs: tuple[DaemonEnv, DaemonEnv], trainers: list[Trainer], tmp_path: Path
+    node_envs: tuple[DaemonEnv, DaemonEnv],
+    trainers: Start,
+    tmp_path: Path,
 ) -> None:
     a, b = node_envs
     run = tmp_path / "logs" / "shared"
@@ -226,8 +189,34 @@ def values(acc: EventAccumulator, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in acc.Scalars(tag)]
 
 
+def assert_shown(
+    live: EventAccumulator, root: Path, tmp_path: Path, want: dict[str, list[tuple[int, float]]]
+) -> None:
+    """``want`` (tag -> (step, value)) is what TensorBoard shows of run
+    ``shared``: the reader that loaded while the nodes logged, a fresh one, and
+    a real server with the Rust loader (which ignores SessionLog.START: it
+    shows a purge only if the earlier files lost the purged steps)."""
+    live.Reload()
+    assert {t: values(live, t) for t in want} == want
+    fresh = EventAccumulator(str(root / "shared"))
+    fresh.Reload()
+    assert {t: values(fresh, t) for t in want} == want
+    server = Server("load_fast=True", root, True, tmp_path / "tb-fast.log")
+    try:
+        server.wait_answering(time.monotonic() + 60)
+        wait_served(server, "shared", {t: [s for s, _ in v] for t, v in want.items()})
+        for t, v in want.items():
+            data = server.json("/data/plugin/scalars/scalars", {"run": "shared", "tag": t})
+            assert sorted((int(p[1]), p[2]) for p in data) == v
+    finally:
+        server.terminate()
+        server.reap()
+
+
 def test_a_resumed_life_starts_a_new_file_and_purges_the_shared_one_once_it_is_finished(
-    node_envs: tuple[DaemonEnv, DaemonEnv], trainers: list[Trainer], tmp_path: Path
+    node_envs: tuple[DaemonEnv, DaemonEnv],
+    trainers: Start,
+    tmp_path: Path,
 ) -> None:
     """Rank 0 on node a resumes with purge_step=50 while node b's daemon still
     writes the first life's file: the new life must not join that file (the
@@ -262,28 +251,13 @@ def test_a_resumed_life_starts_a_new_file_and_purges_the_shared_one_once_it_is_f
         t: [(i, float(i)) for i in range(50)] + [(i, i + 1000.0) for i in range(50, 80)]
         for t in ("node_a", "node_b")
     }
-    live.Reload()
-    assert {t: values(live, t) for t in want} == want
-    fresh = EventAccumulator(str(run))
-    fresh.Reload()
-    assert {t: values(fresh, t) for t in want} == want
-    steps_wanted = {t: [s for s, _ in v] for t, v in want.items()}
-    server = Server("load_fast=True", root, True, tmp_path / "tb-fast.log")
-    try:
-        server.wait_answering(time.monotonic() + 60)
-        # The Rust loader ignores SessionLog.START: it shows the purge only
-        # if the first life's file lost its steps >= 50.
-        wait_served(server, "shared", steps_wanted)
-        for t, v in want.items():
-            data = server.json("/data/plugin/scalars/scalars", {"run": "shared", "tag": t})
-            assert sorted((int(p[1]), p[2]) for p in data) == v
-    finally:
-        server.terminate()
-        server.reap()
+    assert_shown(live, root, tmp_path, want)
 
 
 def test_ranks_of_two_nodes_resuming_at_one_step_purge_once(
-    node_envs: tuple[DaemonEnv, DaemonEnv], trainers: list[Trainer], tmp_path: Path
+    node_envs: tuple[DaemonEnv, DaemonEnv],
+    trainers: Start,
+    tmp_path: Path,
 ) -> None:
     """Both nodes' ranks resume with purge_step=50.  Each daemon would write
     torch's purge pair; a second SessionLog.START read after the first node's
@@ -316,24 +290,10 @@ def test_ranks_of_two_nodes_resuming_at_one_step_purge_once(
     live.Reload()
     ta2("quit")
     tb2("quit")
-    live.Reload()
     want = {
         "node_a": [(i, float(i)) for i in range(50)] + [(i, i + 1000.0) for i in range(50, 90)],
         "node_b": [(i, float(i)) for i in range(50)] + [(i, i + 1000.0) for i in range(50, 80)],
     }
-    assert {t: values(live, t) for t in want} == want
-    fresh = EventAccumulator(str(run))
-    fresh.Reload()
-    assert {t: values(fresh, t) for t in want} == want
+    assert_shown(live, root, tmp_path, want)
     starts = [e.step for e in read_events(run) if e.HasField("session_log")]
     assert starts == [50]  # one pair for the resumed life
-    server = Server("load_fast=True", root, True, tmp_path / "tb-fast.log")
-    try:
-        server.wait_answering(time.monotonic() + 60)
-        wait_served(server, "shared", {t: [s for s, _ in v] for t, v in want.items()})
-        for t, v in want.items():
-            data = server.json("/data/plugin/scalars/scalars", {"run": "shared", "tag": t})
-            assert sorted((int(p[1]), p[2]) for p in data) == v
-    finally:
-        server.terminate()
-        server.reap()

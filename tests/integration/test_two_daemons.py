@@ -23,55 +23,9 @@ from summaryd.daemon.cli import request
 from summaryd.paths import locations
 
 from ..conftest import DaemonEnv, read_events
-from ..driven import Driven
+from ..driven import Trainer
 
 pytestmark = pytest.mark.integration
-
-# A client process driven line by line on stdin; it answers each command with
-# "ok" or "error <exception>".  Warnings are errors in it, so a notice from a
-# daemon (say "ring ... refused") fails the command that picked it up.
-PEER = r"""
-import os, sys, warnings
-
-warnings.simplefilter("error")
-from summaryd import SummaryWriter
-from summaryd.client import get_client
-
-writers = {}
-print(os.getpid(), get_client().session, flush=True)
-for line in sys.stdin:
-    cmd, *args = line.split()
-    try:
-        if cmd == "log":  # log DIR TAG FIRST END: scalars TAG at steps FIRST..END-1
-            w = writers.setdefault(args[0], SummaryWriter(args[0]))
-            for i in range(int(args[2]), int(args[3])):
-                w.add_scalar(args[1], float(i), i)
-        elif cmd == "flush":
-            writers[args[0]].flush()
-        elif cmd == "resume":  # resume DIR STEP: a new writer with purge_step, flushed
-            w = writers[args[0]] = SummaryWriter(args[0], purge_step=int(args[1]))
-            w.add_scalar("resumed", 0.0, int(args[1]))
-            w.flush()
-        elif cmd == "quit":
-            for w in writers.values():
-                w.close()
-        print("ok", flush=True)
-    except Exception as exc:
-        print("error", repr(exc), flush=True)
-    if cmd == "quit":
-        break
-"""
-
-
-class Peer(Driven):
-    def __init__(self, script: Path, env: dict[str, str]) -> None:
-        super().__init__(script, env)
-        pid, self.session = self.readline().split()
-        assert int(pid) == self.proc.pid
-
-    def __call__(self, *command: object) -> None:
-        reply = self.ask(*command)
-        assert reply == "ok", f"{command}: {reply!r}"
 
 
 def points(log_dir: Path) -> Counter[tuple[str, int]]:
@@ -111,16 +65,14 @@ def test_daemons_sharing_a_ring_prefix_leave_each_others_live_clients_alone(
     two: tuple[DaemonEnv, DaemonEnv], tmp_path: Path
 ) -> None:
     a, b = two
-    script = tmp_path / "peer.py"
-    script.write_text(PEER)
     run_a, run_b, run_k = tmp_path / "run_a", tmp_path / "run_b", tmp_path / "run_killed"
-    peers: list[Peer] = []
+    peers: list[Trainer] = []
     try:
         a.start()
         b.start()
-        pa = Peer(script, a.env)
+        pa = Trainer(a.env)
         peers.append(pa)
-        pb = Peer(script, b.env)
+        pb = Trainer(b.env)
         peers.append(pb)
         pa("log", run_a, "a", 0, 50)
         pb("log", run_b, "b", 0, 50)
@@ -140,13 +92,16 @@ def test_daemons_sharing_a_ring_prefix_leave_each_others_live_clients_alone(
         a.stop()
         pa("log", run_a, "a", 100, 150)  # waits in the ring for A
         # A client of A that dies while A is down: a dead owner's ring is anyone's.
-        pk = Peer(script, a.env)
+        pk = Trainer(a.env)
         peers.append(pk)
         pk("log", run_k, "k", 0, 80)
         pk.proc.send_signal(signal.SIGKILL)
         assert pk.proc.wait() == -signal.SIGKILL
         b_pid = b.pid
-        pb("resume", tmp_path / "run_b_resumed", 1000)  # B scans before acknowledging
+        resumed = tmp_path / "run_b_resumed"
+        pb("resume", resumed, 1000)
+        pb("log", resumed, "resumed", 1000, 1001, -1000)
+        pb("flush", resumed)  # B scans before acknowledging
         assert pa.session not in sessions(b)
 
         # Restarted, A takes its live client's ring back at its start-up scan,
