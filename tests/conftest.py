@@ -141,6 +141,36 @@ def isolated_env(base: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemon
                     os.unlink(os.path.join("/dev/shm", name))
 
 
+@contextlib.contextmanager
+def daemons(base: Path, names: tuple[str, ...], one_prefix: bool) -> Iterator[list[DaemonEnv]]:
+    """Daemons (started by the test) with a runtime dir each under ``base``:
+    one ring prefix for all (daemons of one machine) or one each (nodes).
+    Stopped by PID after, and every ring of their prefixes removed."""
+    shared = f"sdtest-{os.getpid()}-{secrets.token_hex(4)}"
+    envs = []
+    for name in names:
+        (base / name).mkdir()
+        prefix = shared if one_prefix else f"{shared}-{name}"
+        env = dict(os.environ) | {
+            "SUMMARYD_RUNTIME_DIR": str(base / name / "rt"),
+            "SUMMARYD_RING_PREFIX": prefix,
+            "SUMMARYD_IDLE_EXIT": "",
+            "SUMMARYD_NO_SPAWN": "1",  # the test starts and stops every daemon
+        }
+        envs.append(DaemonEnv(base / name / "rt", prefix, env))
+    try:
+        yield envs
+    finally:
+        try:
+            for d in envs:
+                d.stop()
+        finally:
+            for prefix in {d.ring_prefix for d in envs}:
+                for ring in os.listdir("/dev/shm"):
+                    if ring.startswith(prefix + "."):
+                        os.unlink(os.path.join("/dev/shm", ring))
+
+
 @pytest.fixture
 def daemon_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DaemonEnv]:
     """An isolated environment (see ``isolated_env``); no daemon is started:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ..conftest import DaemonEnv, read_events
+from ..conftest import DaemonEnv, daemons, read_events
 from ..driven import Trainer
 from .test_tensorboard_server import Server
 
@@ -33,27 +33,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def node_envs(tmp_path: Path) -> Iterator[tuple[DaemonEnv, DaemonEnv]]:
     """Daemons of two nodes: own runtime dirs and ring prefixes; stopped by PID after."""
-    envs = []
-    for name in ("node_a", "node_b"):
-        (tmp_path / name).mkdir()
-        prefix = f"sdshared-{os.getpid()}-{name}-{tmp_path.name[-12:]}"
-        env = dict(os.environ) | {
-            "SUMMARYD_RUNTIME_DIR": str(tmp_path / name / "rt"),
-            "SUMMARYD_RING_PREFIX": prefix,
-            "SUMMARYD_IDLE_EXIT": "",
-            "SUMMARYD_NO_SPAWN": "1",  # the test starts and stops every daemon
-        }
-        envs.append(DaemonEnv(tmp_path / name / "rt", prefix, env))
-    try:
-        yield envs[0], envs[1]
-    finally:
-        try:
-            for d in envs:
-                d.stop()
-        finally:
-            for d in envs:
-                for ring in d.rings():
-                    os.unlink(os.path.join("/dev/shm", ring))
+    with daemons(tmp_path, ("node_a", "node_b"), one_prefix=False) as (a, b):
+        yield a, b
 
 
 Start = Callable[[dict[str, str]], Trainer]
@@ -73,6 +54,20 @@ def trainers() -> Iterator[Callable[[dict[str, str]], Trainer]]:
     finally:
         for t in made:
             t.end()
+
+
+def both_logging(
+    a: DaemonEnv, b: DaemonEnv, trainers: Start, run: Path, upto: int
+) -> tuple[Trainer, Trainer]:
+    """Both nodes' daemons started, each with a trainer that logged steps
+    0..upto-1 of its own tag into ``run`` and flushed."""
+    a.start()
+    b.start()
+    ta, tb = trainers(a.env), trainers(b.env)
+    for t, tag in ((ta, "node_a"), (tb, "node_b")):
+        t("log", run, tag, 0, upto)
+        t("flush", run)
+    return ta, tb
 
 
 def steps(acc: EventAccumulator, tag: str) -> list[int]:
@@ -156,12 +151,7 @@ def test_a_node_killed_and_restarted_mid_run_loses_and_repeats_nothing(
 ) -> None:
     a, b = node_envs
     run = tmp_path / "logs" / "shared"
-    a.start()
-    b.start()
-    ta, tb = trainers(a.env), trainers(b.env)
-    for t, tag in ((ta, "node_a"), (tb, "node_b")):
-        t("log", run, tag, 0, 50)
-        t("flush", run)
+    ta, tb = both_logging(a, b, trainers, run, 50)
     live = EventAccumulator(str(run))
     live.Reload()
     a.stop(signal.SIGKILL)  # node a's daemon dies; its trainer goes on into its ring
@@ -225,12 +215,7 @@ def test_a_resumed_life_starts_a_new_file_and_purges_the_shared_one_once_it_is_f
     a, b = node_envs
     root = tmp_path / "logs"
     run = root / "shared"
-    a.start()
-    b.start()
-    ta, tb = trainers(a.env), trainers(b.env)
-    for t, tag in ((ta, "node_a"), (tb, "node_b")):
-        t("log", run, tag, 0, 100)
-        t("flush", run)
+    ta, tb = both_logging(a, b, trainers, run, 100)
     live = EventAccumulator(str(run))
     live.Reload()
     ta("quit")  # rank 0's first life ends (node b's trainer still holds the file)
@@ -266,12 +251,7 @@ def test_ranks_of_two_nodes_resuming_at_one_step_purge_once(
     a, b = node_envs
     root = tmp_path / "logs"
     run = root / "shared"
-    a.start()
-    b.start()
-    ta, tb = trainers(a.env), trainers(b.env)
-    for t, tag in ((ta, "node_a"), (tb, "node_b")):
-        t("log", run, tag, 0, 100)
-        t("flush", run)
+    ta, tb = both_logging(a, b, trainers, run, 100)
     ta("quit")
     tb("quit")
     live = EventAccumulator(str(run))

@@ -11,7 +11,6 @@ a restart, and the scan a writer opened with ``purge_step`` asks for.
 
 from __future__ import annotations
 
-import os
 import signal
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import pytest
 from summaryd.daemon.cli import request
 from summaryd.paths import locations
 
-from ..conftest import DaemonEnv, read_events
+from ..conftest import DaemonEnv, daemons, read_events
 from ..driven import Trainer
 
 pytestmark = pytest.mark.integration
@@ -39,26 +38,8 @@ def sessions(d: DaemonEnv) -> set[str]:
 @pytest.fixture
 def two(tmp_path: Path) -> Iterator[tuple[DaemonEnv, DaemonEnv]]:
     """Daemons A and B: own runtime dirs, one ring prefix; stopped by PID after."""
-    prefix = f"sdtest2d-{os.getpid()}-{tmp_path.name[-12:]}"
-    envs = []
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        env = dict(os.environ) | {
-            "SUMMARYD_RUNTIME_DIR": str(tmp_path / name / "rt"),
-            "SUMMARYD_RING_PREFIX": prefix,
-            "SUMMARYD_IDLE_EXIT": "",
-            "SUMMARYD_NO_SPAWN": "1",  # the test starts and stops every daemon
-        }
-        envs.append(DaemonEnv(tmp_path / name / "rt", prefix, env))
-    try:
-        yield envs[0], envs[1]
-    finally:
-        try:
-            for d in envs:
-                d.stop()
-        finally:
-            for name in envs[0].rings():
-                os.unlink(os.path.join("/dev/shm", name))
+    with daemons(tmp_path, ("a", "b"), one_prefix=True) as (a, b):
+        yield a, b
 
 
 def test_daemons_sharing_a_ring_prefix_leave_each_others_live_clients_alone(

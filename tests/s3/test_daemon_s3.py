@@ -173,10 +173,12 @@ def _status(d: DaemonEnv) -> dict[str, object]:
     return request(locations(d.env), {"t": "status"}, timeout=5.0)  # type: ignore[no-any-return]
 
 
-def test_daemon_sigkill_spool_uploaded_once(
+def _spooled_writer(
     node: DaemonEnv, s3server: WeedServer, s3_prefix: str
-) -> None:
-    node.env["SUMMARYD_S3_SEAL_SECS"] = "600"  # records stay in the spool until the kill
+) -> tuple[str, SummaryWriter]:
+    """A node's daemon started with a 600 s seal and a writer whose steps 0..99
+    of "loss" are in its spool (so they stay there until the test kills it)."""
+    node.env["SUMMARYD_S3_SEAL_SECS"] = "600"
     node.start()
     url = f"s3://{s3server.bucket}/{s3_prefix}/run"
     w = SummaryWriter(url)
@@ -184,10 +186,16 @@ def test_daemon_sigkill_spool_uploaded_once(
         w.add_scalar("loss", float(i), i)
 
     def spooled() -> bool:
-        runs = _status(node)["runs"]
-        return any(r.get("s3", {}).get("backlog_bytes", 0) > 0 for r in runs)  # type: ignore[union-attr, attr-defined]
+        return any(s["backlog_bytes"] > 0 for s in _status(node)["daemon"]["spools"])  # type: ignore[index]
 
     wait_until(spooled)
+    return url, w
+
+
+def test_daemon_sigkill_spool_uploaded_once(
+    node: DaemonEnv, s3server: WeedServer, s3_prefix: str
+) -> None:
+    url, w = _spooled_writer(node, s3server, s3_prefix)
     node.stop(signal.SIGKILL)
     for i in range(100, 200):
         w.add_scalar("loss", float(i), i)  # into the ring: no daemon runs
@@ -412,17 +420,7 @@ def test_close_with_store_down_returns_after_timeout_events_uploaded_later(
 def test_flush_after_restart_waits_for_the_adopted_spool(
     node: DaemonEnv, s3server: WeedServer, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    node.env["SUMMARYD_S3_SEAL_SECS"] = "600"  # records stay in the spool until the kill
-    node.start()
-    url = f"s3://{s3server.bucket}/{s3_prefix}/run"
-    w = SummaryWriter(url)
-    for i in range(100):
-        w.add_scalar("loss", float(i), i)
-
-    def spooled() -> bool:
-        return any(s["backlog_bytes"] > 0 for s in _status(node)["daemon"]["spools"])  # type: ignore[index]
-
-    wait_until(spooled)
+    url, w = _spooled_writer(node, s3server, s3_prefix)
     s3server.stop()  # the next daemon cannot upload what it adopts yet
     try:
         node.stop(signal.SIGKILL)
