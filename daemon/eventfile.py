@@ -22,6 +22,9 @@ over NFS, where ``flock`` is emulated with them anyway):
 
 Opening a run: under the newest run file's ``APPEND`` lock, join it if it is
 live, else create a file that sorts after every event file in the directory.
+A life resumed with ``purge_step`` joins only a live file that began the same
+life (another node's rank resumed at that step first: its records after the
+header are torch's purge pair), never the earlier life's file.
 Appending: under ``APPEND``, follow a newer live run file if one appeared (a
 creation race in an empty directory, or while our descriptor was closed);
 check that what others wrote since our last append is whole records; a torn
