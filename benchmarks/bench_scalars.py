@@ -340,23 +340,29 @@ def bench_latency(cfg: dict[str, Any], tmp: Path, prefix: str) -> list[dict[str,
     return results
 
 
-def run_throughput(writer: str, procs: int, k: int, tmp: Path, prefix: str) -> dict[str, Any]:
-    log_dir = tmp / f"tp-{writer}-{procs}"
+def run_throughput(
+    writer: str, procs: int, k: int, tmp: Path, prefix: str, daemons: int = 1
+) -> dict[str, Any]:
+    """``procs`` processes log ``k`` scalars each into one directory; summaryd's
+    through ``daemons`` daemons (simulated nodes sharing the directory: ranks
+    round-robin over them)."""
+    log_dir = tmp / f"tp-{writer}-{procs}-{daemons}"
     log_dir.mkdir()
-    d = None
-    env = dict(os.environ)
+    ds: list[IsolatedDaemon] = []
+    envs = [dict(os.environ)]
     workers: list[subprocess.Popen[str]] = []
     rfd, wfd = os.pipe()
     try:
         if writer == "summaryd":
-            d = Daemon(tmp, prefix, f"tp{procs}")
-            d.start()
-            env = d.env
+            for i in range(daemons):
+                ds.append(Daemon(tmp, prefix, f"tp{procs}-{i}"))
+                ds[-1].start()
+            envs = [d.env for d in ds]
         for rank in range(procs):
             workers.append(
                 subprocess.Popen(
                     _worker_cmd("throughput", writer, log_dir, k=k, rank=rank, barrier_fd=rfd),
-                    env=env,
+                    env=envs[rank % len(envs)],
                     pass_fds=(rfd,),
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
@@ -371,7 +377,7 @@ def run_throughput(writer: str, procs: int, k: int, tmp: Path, prefix: str) -> d
             line = p.stdout.readline()
             if line.strip() != "ready":
                 raise RuntimeError(f"throughput worker not ready: {line!r} {p.stderr.read()}")
-        d_cpu0 = d.cpu_s() if d else 0.0
+        d_cpu0 = sum(d.cpu_s() for d in ds)
         t0 = time.monotonic_ns()
         os.close(wfd)  # release: every worker's read() returns EOF at once
         wfd = -1
@@ -381,7 +387,7 @@ def run_throughput(writer: str, procs: int, k: int, tmp: Path, prefix: str) -> d
             if p.returncode != 0:
                 raise RuntimeError(f"throughput worker failed ({p.returncode}):\n{err[-3000:]}")
             results.append(_parse_result(out, f"throughput {writer} P={procs}"))
-        d_cpu1 = d.cpu_s() if d else 0.0
+        d_cpu1 = sum(d.cpu_s() for d in ds)
     finally:
         for fd in (rfd, wfd):
             if fd >= 0:
@@ -390,7 +396,7 @@ def run_throughput(writer: str, procs: int, k: int, tmp: Path, prefix: str) -> d
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        if d is not None:
+        for d in ds:
             d.cleanup()
     t_end = max(r["t_end"] for r in results)
     elapsed = (t_end - t0) / 1e9
@@ -408,6 +414,7 @@ def run_throughput(writer: str, procs: int, k: int, tmp: Path, prefix: str) -> d
     return {
         "writer": writer,
         "procs": procs,
+        "daemons": len(ds),
         "k": k,
         "elapsed_s": elapsed,
         "t0_ns": t0,  # barrier release, time.monotonic_ns()

@@ -46,6 +46,7 @@ import fcntl
 import logging
 import os
 import re
+import struct
 import time
 from collections.abc import Callable, Iterable
 
@@ -55,6 +56,7 @@ from .tfrecord import FOOTER_BYTES, HEADER_BYTES, spans, whole_records_length
 LIVE = 1 << 62  # lock offsets: beyond any file's end, so they lock no data
 APPEND = LIVE + 1
 _SCAN_CHUNK = 8 << 20  # others' bytes checked in slices of this size
+_LENGTH = struct.Struct("<Q")
 _LIFE_PROBE = 64 << 10  # bytes read to find a file's first records
 
 _CREATE = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -133,19 +135,48 @@ def is_live(path: str) -> bool:
 
 
 def whole_end(fd: int, start: int, stop: int) -> int:
-    """The end of the whole records in ``[start, stop)`` of ``fd``."""
+    """The end of the whole records in ``[start, stop)`` of ``fd``.
+
+    Records are walked by their lengths alone (0.15 us each, against 1.3 for
+    checking every CRC: a daemon reads every record the others write): what a
+    writer killed mid-write leaves is a prefix of its write, whose last record
+    runs past the end.  The last record is checked whole (a crash can leave a
+    tail of zeros, which no CRC matches).
+    """
     o = start
+    last = -1
     while o < stop:
         chunk = os.pread(fd, min(_SCAN_CHUNK, stop - o), o)
-        good = whole_records_length(chunk)
-        if good == 0 and len(chunk) == _SCAN_CHUNK:
-            # One record larger than the slice: check it alone.
-            n = int.from_bytes(chunk[:8], "little")
-            good = whole_records_length(os.pread(fd, HEADER_BYTES + n + FOOTER_BYTES, o))
-        if good == 0:
-            break
-        o += good
+        walked, at = _walk(chunk)
+        if walked == 0:
+            if len(chunk) < HEADER_BYTES:
+                break
+            end = o + HEADER_BYTES + int.from_bytes(chunk[:8], "little") + FOOTER_BYTES
+            if end > stop:
+                break
+            walked, at = end - o, 0  # one record longer than the slice
+        last = o + at
+        o += walked
+    if last >= 0 and o == stop:
+        rec = os.pread(fd, stop - last, last)
+        if whole_records_length(rec) != len(rec):
+            return last
     return o
+
+
+def _walk(buf: bytes) -> tuple[int, int]:
+    """(bytes of the complete records at the start of ``buf`` by their lengths,
+    where the last of them starts)."""
+    o = last = 0
+    n = len(buf)
+    head = _LENGTH.unpack_from
+    while o + HEADER_BYTES <= n:
+        end = o + HEADER_BYTES + head(buf, o)[0] + FOOTER_BYTES
+        if end > n:
+            break
+        last = o
+        o = end
+    return o, last
 
 
 class EventFile:

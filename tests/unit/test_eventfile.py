@@ -219,3 +219,31 @@ def test_a_file_that_began_a_resumed_life_says_at_which_step(tmp_path: Path) -> 
             os.close(fd)
     assert encode.without_purge_pair(header + pair + scalar, 50) == header + scalar
     assert encode.without_purge_pair(header + pair + scalar, 49) == header + pair + scalar
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 40])  # 40: records longer than a slice
+def test_whole_end_finds_a_torn_or_zeroed_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    from summaryd.daemon import eventfile
+
+    monkeypatch.setattr(eventfile, "_SCAN_CHUNK", chunk)
+    recs = [frame(bytes([i]) * (5 + 7 * i)) for i in range(12)]
+    whole = b"".join(recs)
+    p = tmp_path / "f"
+    for content, want in (
+        (whole, len(whole)),
+        (whole[:-3], len(whole) - len(recs[-1])),  # a write cut short
+        (whole + bytes(16), None),  # zeros a crash left: not a record
+        (b"", 0),
+    ):
+        p.write_bytes(content)
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            end = eventfile.whole_end(fd, 0, len(content))
+        finally:
+            os.close(fd)
+        if want is None:
+            assert end != len(content)
+        else:
+            assert end == want
