@@ -26,7 +26,6 @@ script stops it by PID and removes its temp dirs and rings whatever happens.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import secrets
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from isolated_daemon import IsolatedDaemon  # beside this script
-from machine import describe  # beside this script
+from machine import describe, remove_scratch  # beside this script
 
 HERE = Path(__file__).resolve()
 VARIANTS = ("baseline", "torch", "summaryd", "torch-noflush", "summaryd-noflush")
@@ -552,11 +551,7 @@ def main() -> int:
         res["wall_s"] = time.perf_counter() - t_all
         res["load_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for name in os.listdir("/dev/shm"):
-            if name.startswith(prefix):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join("/dev/shm", name))
+        remove_scratch(tmp, prefix)
     print(report(res))
     print(f"\n(total {res['wall_s']:.0f} s)")
     if a.json:

@@ -47,7 +47,7 @@ from typing import Any
 
 from bench_scalars import _fmt, _table, machine  # beside this script
 from isolated_daemon import IsolatedDaemon
-from machine import tree_cpu, tree_rss
+from machine import remove_scratch, tree_cpu, tree_rss
 
 HERE = Path(__file__).resolve()
 WRITERS = ("summaryd", "torch", "tensorboardX")
@@ -981,11 +981,7 @@ def main() -> int:
             res["keepup"] = bench_keepup(cfg, tmp, prefix)
         res["wall_s"] = time.perf_counter() - t_all
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for name in os.listdir("/dev/shm"):
-            if name.startswith(prefix):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join("/dev/shm", name))
+        remove_scratch(tmp, prefix)
     if a.json:  # first: the figures survive a failing report
         with open(a.json, "w") as f:
             json.dump(res, f, indent=2)

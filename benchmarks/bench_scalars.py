@@ -22,7 +22,6 @@ dirs and rings whatever happens.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from isolated_daemon import IsolatedDaemon  # beside this script
-from machine import describe  # beside this script
+from machine import describe, remove_scratch  # beside this script
 
 HERE = Path(__file__).resolve()
 WRITERS = ("summaryd", "torch", "tensorboardX")
@@ -724,11 +723,7 @@ def main() -> int:
         res["ratios"] = compute_ratios(res)
         res["wall_s"] = time.perf_counter() - t_all
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for name in os.listdir("/dev/shm"):
-            if name.startswith(prefix):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join("/dev/shm", name))
+        remove_scratch(tmp, prefix)
     print(report(res))
     print(f"\n(total {res['wall_s']:.0f} s)")
     if a.json:

@@ -13,17 +13,15 @@ TensorBoard's loader; the summaryd runs must leave ONE event file.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import secrets
-import shutil
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 import bench_scalars  # beside this script
-from machine import describe
+from machine import describe, remove_scratch
 
 
 def main() -> int:
@@ -46,11 +44,7 @@ def main() -> int:
                 rates[(writer, daemons)].append(r["events_per_s"])
                 files[(writer, daemons)] = r["files"]
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for name in os.listdir("/dev/shm"):
-            if name.startswith(prefix):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join("/dev/shm", name))
+        remove_scratch(tmp, prefix)
     torch = statistics.median(rates[("torch", 1)])
     print(f"\n{a.procs} processes x {a.k:,} scalars into one directory, median of {a.repeat}")
     print("| writer | daemons | events/s (median) | runs | event files | vs torch |")

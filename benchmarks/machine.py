@@ -6,8 +6,10 @@ load and the commit are part of a figure's meaning).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -68,3 +70,12 @@ def tree_rss(proc: Any) -> int:
         except psutil.NoSuchProcess:
             continue
     return total
+
+
+def remove_scratch(tmp: Path, prefix: str) -> None:
+    """A benchmark's temp dir, and every ring in /dev/shm under its prefix."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name in os.listdir("/dev/shm"):
+        if name.startswith(prefix):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join("/dev/shm", name))
