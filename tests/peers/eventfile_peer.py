@@ -3,6 +3,7 @@ driven line by line on stdin; answers each command with the file's path.
 
 * ``open DIR N``: ``EventFile.create(DIR, now, "node", pid, N, "")``
 * ``append TEXT...``: one write of the records ``TEXT...`` (framed)
+* ``burst NAME N``: N writes of one record each, ``NAME-0`` .. ``NAME-<N-1>``
 * ``torn TEXT``: under the append lock, half of a record, then SIGKILL (a
   daemon killed in the middle of a write)
 * ``close``: close the file and exit
@@ -29,6 +30,10 @@ def main() -> None:
         elif cmd == "append":
             assert f is not None
             f.append(b"".join(frame(a.encode()) for a in args))
+        elif cmd == "burst":  # burst NAME N: N appends of one record "NAME-i" each
+            assert f is not None
+            for i in range(int(args[1])):
+                f.append(frame(f"{args[0]}-{i}".encode()))
         elif cmd == "torn":
             assert f is not None and f.fd is not None
             fcntl.lockf(f.fd, fcntl.LOCK_EX, 1, APPEND, os.SEEK_SET)

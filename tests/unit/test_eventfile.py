@@ -247,3 +247,40 @@ def test_whole_end_finds_a_torn_or_zeroed_tail(
             assert end != len(content)
         else:
             assert end == want
+
+
+def test_many_writers_killed_and_replaced_while_a_reader_follows(
+    tmp_path: Path, nodes: list[Node]
+) -> None:
+    """Four nodes append at once, round after round, while TensorBoard's loader
+    reads; each round one node dies in the middle of a write and a new one
+    takes its place.  The reader sees every whole write exactly once, each
+    node's in its order, and nothing of the torn ones."""
+    reader = LiveReader(tmp_path)
+    live = [nodes() for _ in range(4)]
+    for n in live:
+        n("open", tmp_path, 1)
+    want: list[bytes] = []
+    for r in range(6):
+        for i, n in enumerate(live):
+            n.send("burst", f"r{r}n{i}", 40)
+        for _ in range(3):
+            reader.reload()  # while the bursts are written
+        for i, n in enumerate(live):
+            n.readline()
+            want += [f"r{r}n{i}-{k}".encode() for k in range(40)]
+        victim = r % len(live)
+        live[victim].send("torn", f"never-r{r}")
+        assert live[victim].proc.wait(10) == -9
+        live[victim] = nodes()
+        live[victim]("open", tmp_path, 1)
+        reader.reload()
+    for n in live:
+        n("append", "last")
+    seen = reader.reload()
+    assert sorted(seen) == sorted(want + [b"last"] * 4)
+    for r in range(6):  # each node's records in the order it wrote them
+        for i in range(4):
+            mine = [x for x in seen if x.startswith(f"r{r}n{i}-".encode())]
+            assert mine == [f"r{r}n{i}-{k}".encode() for k in range(40)]
+    assert sorted(read_all(tmp_path)) == sorted(seen)
