@@ -284,3 +284,28 @@ def test_many_writers_killed_and_replaced_while_a_reader_follows(
             mine = [x for x in seen if x.startswith(f"r{r}n{i}-".encode())]
             assert mine == [f"r{r}n{i}-{k}".encode() for k in range(40)]
     assert sorted(read_all(tmp_path)) == sorted(seen)
+
+
+def test_a_suspended_file_follows_the_run_when_it_is_written_again(
+    tmp_path: Path, nodes: list[Node]
+) -> None:
+    """The daemon closes descriptors it has too many of (``suspend``): its file
+    is not live meanwhile, so another node starts the next file; the next
+    append goes there, where every reader reads last."""
+    reader = LiveReader(tmp_path)
+    f = EventFile.create(str(tmp_path), 1700000000.0, "h", 1, 1, "")
+    try:
+        f.append(frame(b"a"))
+        first = f.path
+        f.suspend()
+        b = nodes()
+        second = b("open", tmp_path, 1)
+        assert second != first
+        b("append", "b")
+        assert reader.reload() == [b"a", b"b"]
+        f.append(frame(b"c"))
+        assert f.path == second
+        b("append", "d")
+        assert reader.reload() == [b"a", b"b", b"c", b"d"]
+    finally:
+        f.close()
