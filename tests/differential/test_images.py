@@ -15,7 +15,7 @@ The same calls through ``torch.utils.tensorboard.SummaryWriter`` (into
   decoded pixels) and the data provider's ``images`` blob sequences (the
   plugin's width, height and image blobs, decoded).
 
-Every bad-input case of ``tests/unit/test_convert_image.py`` also goes
+Every bad-input case of ``tests/unit/convert_image_cases.py`` also goes
 through both real writers: summaryd raises an instance of what torch raises
 and the rejected calls leave no trace.
 """
@@ -43,7 +43,7 @@ from torch.utils.tensorboard import SummaryWriter as TorchWriter  # noqa: E402
 from summaryd import SummaryWriter as OurWriter  # noqa: E402
 
 from ..conftest import DaemonEnv  # noqa: E402
-from ..unit import test_convert_image as bad  # noqa: E402
+from ..unit import convert_image_cases as bad  # noqa: E402
 from .compare import LIVE, Clock, accumulate, normalise, read_tree  # noqa: E402
 from .compare import run_both as run_both_in_both_writers
 
