@@ -42,7 +42,7 @@ from summaryd.daemon.lifecycle import RunState
 from summaryd.proto import summary_pb2
 from summaryd.ring import padded_size
 
-from .test_core import LOG, LOG2, T0, events
+from .core_helpers import LOG, LOG2, T0, events
 
 KEYS = [(LOG, ""), (LOG, ".x"), (LOG2, "")]
 # Tags two clients may share: the second logger's first record makes the core

@@ -36,7 +36,7 @@ from summaryd.daemon.arrays import decode_arrays
 from summaryd.daemon.core import Core
 from summaryd.proto import summary_pb2
 
-from .test_core import LOG, T0, WALL, Client, events, of
+from .core_helpers import LOG, T0, WALL, Client, events, of
 
 
 def _sum_encoder(tag: str, params: dict[str, Any], arrays: list[np.ndarray]) -> list[Any]:

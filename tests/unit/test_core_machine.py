@@ -45,8 +45,8 @@ from summaryd.arrays import array_parts
 from summaryd.daemon import encode
 from summaryd.daemon.core import PURGE_WAIT, Core
 
+from .core_helpers import WALL
 from .core_machine_model import ERRORS, KEYS, TAGS, ClientModel, CoreModel, Key
-from .test_core import WALL
 
 
 def checked(rule_body: Callable[..., None]) -> Callable[..., None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from summaryd.daemon.actions import Ack, Append, Notice, RemoveRing, Upload
 from summaryd.daemon.core import Core
 
-from .test_core import LOG, T0, Client, of
+from .core_helpers import LOG, T0, Client, of
 
 S3 = "s3://my-bucket/experiments/run1"
 
