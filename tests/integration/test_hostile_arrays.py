@@ -39,16 +39,8 @@ from summaryd import (
 from summaryd.arrays import array_parts
 from summaryd.ring import HEADER_SIZE, record_crc
 
-from .test_hostile import (  # noqa: F401  (fixtures)
-    FUZZ_SETTINGS,
-    LEAF,
-    MSGPACK,
-    _fuzz_daemon,
-    assert_whole_event_files,
-    fuzz_daemon,
-    fuzzing,
-    good_points,
-)
+from .hostile_fuzz import FUZZ_SETTINGS, LEAF, MSGPACK, fuzzing
+from .hostile_helpers import assert_whole_event_files, good_points
 
 pytestmark = pytest.mark.integration
 
