@@ -15,7 +15,7 @@ to the include path, and importing ``grpc_tools.protoc`` in-process would
 install its dynamic ``.proto`` import hooks as a side effect.
 
 The output depends on the grpcio-tools (bundled protoc) version, so regenerate
-with the pinned version only; ``tests/unit/test_proto.py`` checks that the
+with the pinned version only; ``tests/unit/test_proto_schema.py`` checks that the
 committed modules are fresh.
 """
 

@@ -1,4 +1,4 @@
-"""Peer: a misbehaving client of the daemon, for tests/integration/test_hostile.py.
+"""Peer: a misbehaving client of the daemon, for tests/integration/test_hostile_*.py.
 
 It talks to the daemon the test's SUMMARYD_* variables name, through its own
 ZeroMQ DEALER and/or its own ring (``summaryd.ring.create_ring`` at
