@@ -126,12 +126,9 @@ def is_live(path: str) -> bool:
     except OSError:
         return False  # not ours to write (torch's file of another user): never joined
     try:
-        _lock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, LIVE)
-    except OSError as exc:
-        return exc.errno in (errno.EAGAIN, errno.EACCES)
+        return _live_fd(fd)
     finally:
-        os.close(fd)  # drops the probe's lock
-    return False
+        os.close(fd)
 
 
 def whole_end(fd: int, start: int, stop: int) -> int:
@@ -387,9 +384,7 @@ class EventFile:
     def _reopen(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW)
         _lock(fd, fcntl.LOCK_SH, LIVE)
-        key = _identity(fd)
-        _held[key] = _held.get(key, 0) + 1
-        self.fd = fd
+        self._adopt(self.path, fd, self.end)
         self._follow(time.time())
 
     def suspend(self) -> None:
@@ -422,14 +417,14 @@ def file_life(fd: int) -> int | None:
 
 def live_life(path: str) -> int | None:
     """The life (purge step) another daemon's live file at ``path`` began, or None."""
-    if _held_here(path) or not is_live(path):
+    if _held_here(path):
         return None  # never a second descriptor of our own file (POSIX locks)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
         return None
     try:
-        return file_life(fd)
+        return file_life(fd) if _live_fd(fd) else None
     finally:
         os.close(fd)
 

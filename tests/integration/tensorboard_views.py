@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import wave
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -157,41 +158,30 @@ class SideView:
         return out
 
     def images(self) -> dict[tuple[str, str], Any]:
-        out = {}
-        for run, tags in self.s.json("/data/plugin/images/tags").items():
-            if (r := self.rel(run)) is None:
-                continue
-            for tag, meta in tags.items():
-                samples = []
-                for k in range(meta["samples"]):
-                    rows = self.s.json(
-                        "/data/plugin/images/images", {"run": run, "tag": tag, "sample": k}
-                    )
-                    for row in rows:
-                        ctype, data = self.s.request(
-                            "/data/plugin/images/individualImage?" + row.pop("query")
-                        )
-                        row["image"] = Decoded.of(ctype, data)
-                    samples.append(self.norm(rows))
-                out[r, tag] = {"meta": meta, "samples": samples}
-        return out
+        return self._samples("images", "individualImage", "image", Decoded.of)
 
     def audio(self) -> dict[tuple[str, str], Any]:
+        return self._samples("audio", "individualAudio", "wav", Wav.of)
+
+    def _samples(
+        self, plugin: str, individual: str, field: str, decode: Callable[[str, bytes], Any]
+    ) -> dict[tuple[str, str], Any]:
+        """Every sample of every tag of a media plugin, each decoded into ``field``."""
         out = {}
-        for run, tags in self.s.json("/data/plugin/audio/tags").items():
+        for run, tags in self.s.json(f"/data/plugin/{plugin}/tags").items():
             if (r := self.rel(run)) is None:
                 continue
             for tag, meta in tags.items():
                 samples = []
                 for k in range(meta["samples"]):
                     rows = self.s.json(
-                        "/data/plugin/audio/audio", {"run": run, "tag": tag, "sample": k}
+                        f"/data/plugin/{plugin}/{plugin}", {"run": run, "tag": tag, "sample": k}
                     )
                     for row in rows:
                         ctype, data = self.s.request(
-                            "/data/plugin/audio/individualAudio?" + row.pop("query")
+                            f"/data/plugin/{plugin}/{individual}?" + row.pop("query")
                         )
-                        row["wav"] = Wav.of(ctype, data)
+                        row[field] = decode(ctype, data)
                     samples.append(self.norm(rows))
                 out[r, tag] = {"meta": meta, "samples": samples}
         return out
